@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Strata",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "strata", targets: ["StrataCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "FuseKit", dependencies: [
+            "CFuse3",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "Overlay", dependencies: [
+            "CLinux",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "Strata", dependencies: ["FuseKit", "Overlay"]),
+        .executableTarget(name: "StrataCLI", dependencies: [
+            "Strata",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "OverlayTests", dependencies: ["Overlay"]),
+        .testTarget(name: "StrataTests", dependencies: ["Strata", "StrataCLI"]),
+    ]
+)

@@ -1,0 +1,36 @@
+#ifndef STRATA_CLINUX_H
+#define STRATA_CLINUX_H
+// Linux calls and constants that sit behind _GNU_SOURCE or macros, invisible to Swift's Glibc module.
+// Thin, prefixed wrappers only: no filesystem logic lives here.
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <stdint.h>
+
+extern const int CLinux_O_PATH;
+extern const int CLinux_O_DIRECTORY;
+extern const int CLinux_O_NOFOLLOW;
+extern const int CLinux_O_CLOEXEC;
+extern const int CLinux_AT_EMPTY_PATH;
+extern const int CLinux_AT_SYMLINK_NOFOLLOW;
+extern const unsigned int CLinux_RENAME_NOREPLACE;
+extern const unsigned int CLinux_RENAME_EXCHANGE;
+extern const unsigned int CLinux_RENAME_WHITEOUT;
+
+int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);
+int CLinux_ficlone(int dest_fd, int src_fd);
+
+ssize_t CLinux_lgetxattr(const char *path, const char *name, void *value, size_t size);
+ssize_t CLinux_llistxattr(const char *path, char *list, size_t size);
+int CLinux_lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);
+int CLinux_lremovexattr(const char *path, const char *name);
+ssize_t CLinux_fgetxattr(int fd, const char *name, void *value, size_t size);
+
+dev_t CLinux_makedev(unsigned int major, unsigned int minor);
+unsigned int CLinux_major(dev_t dev);
+unsigned int CLinux_minor(dev_t dev);
+
+const char *CLinux_dirent_name(const struct dirent *entry);
+
+#endif

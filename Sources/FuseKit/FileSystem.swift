@@ -1,0 +1,90 @@
+import Glibc
+import SystemPackage
+
+/// The operations a FUSE server answers, in the kernel's terms (node ids, handles, offsets). Every method
+/// either returns its answer or throws the errno the caller sees; FuseKit turns both into exactly one reply.
+public protocol FileSystem: Sendable {
+    /// What the server asks the kernel for at `init`; only what the kernel also offers is turned on.
+    var capabilities: Capabilities { get }
+
+    func lookup(_ context: RequestContext, parent: UInt64, name: String) throws(Errno) -> Entry
+    func forget(node: UInt64, lookups: UInt64)
+    func attributes(node: UInt64) throws(Errno) -> Attributes
+    func readlink(node: UInt64) throws(Errno) -> [UInt8]
+    func open(_ context: RequestContext, node: UInt64, flags: Int32) throws(Errno) -> OpenHandle
+    func read(node: UInt64, handle: UInt64, size: Int, offset: Int64) throws(Errno) -> ReadData
+    func release(node: UInt64, handle: UInt64)
+    func openDirectory(_ context: RequestContext, node: UInt64) throws(Errno) -> OpenHandle
+    /// Fills `buffer` with entries from `offset` on; `buffer.plus` says whether the kernel wants attributes too.
+    func readDirectory(node: UInt64, handle: UInt64, offset: Int64, into buffer: inout DirectoryBuffer) throws(Errno)
+    func releaseDirectory(node: UInt64, handle: UInt64)
+    func statistics(node: UInt64) throws(Errno) -> statvfs
+    func extendedAttribute(node: UInt64, name: String) throws(Errno) -> [UInt8]
+    func extendedAttributeNames(node: UInt64) throws(Errno) -> [String]
+}
+
+/// Who asks: the calling process's credentials, for permission and ownership decisions.
+public struct RequestContext: Sendable {
+    public let uid: uid_t
+    public let gid: gid_t
+    public let pid: pid_t
+    public let umask: mode_t
+}
+
+/// A node handed to the kernel by lookup (or readdirplus), with how long the kernel may trust it.
+public struct Entry: Sendable {
+    public var node: UInt64
+    public var attributes: stat
+    public var entryTimeout: Double
+    public var attributeTimeout: Double
+
+    public init(node: UInt64, attributes: stat, entryTimeout: Double, attributeTimeout: Double) {
+        self.node = node
+        self.attributes = attributes
+        self.entryTimeout = entryTimeout
+        self.attributeTimeout = attributeTimeout
+    }
+}
+
+public struct Attributes: Sendable {
+    public var attributes: stat
+    public var timeout: Double
+
+    public init(_ attributes: stat, timeout: Double) {
+        self.attributes = attributes
+        self.timeout = timeout
+    }
+}
+
+public struct OpenHandle: Sendable {
+    public var handle: UInt64
+    /// Keep the page cache from earlier opens (the file did not change behind the kernel's back).
+    public var keepCache: Bool
+    /// Let the kernel cache the listing of a directory.
+    public var cacheDirectory: Bool
+
+    public init(handle: UInt64, keepCache: Bool = false, cacheDirectory: Bool = false) {
+        self.handle = handle
+        self.keepCache = keepCache
+        self.cacheDirectory = cacheDirectory
+    }
+}
+
+/// Data for a read reply: a range of a descriptor is spliced to the kernel without passing through memory.
+public enum ReadData: Sendable {
+    case descriptor(CInt, offset: Int64, size: Int)
+    case bytes([UInt8])
+}
+
+public struct Capabilities: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let spliceRead = Capabilities(rawValue: 1 << 9)
+    public static let spliceWrite = Capabilities(rawValue: 1 << 7)
+    public static let spliceMove = Capabilities(rawValue: 1 << 8)
+    public static let readdirPlus = Capabilities(rawValue: 1 << 13)
+    public static let readdirPlusAuto = Capabilities(rawValue: 1 << 14)
+    public static let cacheSymlinks = Capabilities(rawValue: 1 << 23)
+    public static let parallelDirectoryOperations = Capabilities(rawValue: 1 << 18)
+}

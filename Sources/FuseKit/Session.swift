@@ -1,0 +1,94 @@
+import CFuse3
+import Glibc
+
+public struct SessionError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// One FUSE connection: created with the mount options, mounted, served until unmounted or signalled.
+public final class Session {
+    private let session: OpaquePointer
+    private let dispatcher: Unmanaged<Dispatcher>
+    private var mounted = false
+
+    /// `mountOptions` are libfuse's `-o` options (allow_other, fsname=…, ro, …); libfuse rejects unknown ones.
+    public init(fileSystem: any FileSystem, mountOptions: [String], debug: Bool) throws(SessionError) {
+        var arguments = ["strata"]
+        if !mountOptions.isEmpty { arguments += ["-o", mountOptions.joined(separator: ",")] }
+        if debug { arguments.append("-d") }
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 1)
+        defer {
+            for index in 0..<arguments.count { free(argv[index]) }
+            argv.deallocate()
+        }
+        for (index, argument) in arguments.enumerated() { argv[index] = strdup(argument) }
+        argv[arguments.count] = nil
+        var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
+
+        let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem))
+        var ops = fuse_lowlevel_ops.dispatching()
+        guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size,
+                                             dispatcher.toOpaque()) else {
+            dispatcher.release()
+            throw SessionError(description: "libfuse refused the mount options: \(mountOptions.joined(separator: ","))")
+        }
+        fuse_opt_free_args(&args)
+        self.session = session
+        self.dispatcher = dispatcher
+    }
+
+    deinit {
+        unmount()
+        fuse_session_destroy(session)
+        dispatcher.release()
+    }
+
+    public func mount(at mountpoint: String) throws(SessionError) {
+        guard fuse_session_mount(session, mountpoint) == 0 else {
+            throw SessionError(description: "\(mountpoint): mounting failed")
+        }
+        mounted = true
+    }
+
+    /// Without `foreground`, forks: the calling process exits 0 once the child is running, so whoever started
+    /// the mount sees success only when it is live.
+    public func detach(foreground: Bool) {
+        fflush(nil)
+        fuse_daemonize(foreground ? 1 : 0)
+    }
+
+    /// Serves requests until the file system is unmounted (`fusermount3 -u`) or SIGINT, SIGTERM or SIGHUP
+    /// arrives. True when it ended that way, false on a transport error.
+    public func run(threads: Int) -> Bool {
+        Self.restoreTerminationSignals()
+        fuse_set_signal_handlers(session)
+        defer { fuse_remove_signal_handlers(session) }
+        let result: Int32
+        if threads > 1 {
+            let config = fuse_loop_cfg_create()
+            fuse_loop_cfg_set_max_threads(config, UInt32(threads))
+            result = fuse_session_loop_mt(session, config)
+            fuse_loop_cfg_destroy(config)
+        } else {
+            result = fuse_session_loop(session)
+        }
+        return result >= 0
+    }
+
+    public func unmount() {
+        if mounted { fuse_session_unmount(session) }
+        mounted = false
+    }
+
+    /// libfuse installs its handlers only where a signal has its default action and unblocks nothing, while a
+    /// daemon started from a script may inherit SIGINT ignored or SIGTERM blocked: undo both first.
+    private static func restoreTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(signal, SIG_DFL)
+            sigaddset(&set, signal)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+}

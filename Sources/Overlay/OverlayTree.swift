@@ -1,0 +1,88 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// The merged view of a layer stack, addressed by node ids: what a FUSE server (or a test) asks of an overlay.
+/// Keeps no descriptor per node; every call opens what it needs relative to the layer roots.
+public final class OverlayTree: Sendable {
+    public let stack: LayerStack
+    let inodes: InodeTable
+
+    public init(stack: LayerStack) throws(Errno) {
+        self.stack = stack
+        self.inodes = InodeTable(root: try stack.resolveRoot())
+    }
+
+    public struct Entry: Sendable {
+        public let node: NodeID
+        public let attributes: stat
+    }
+
+    /// Resolves `name` in `parent` and counts one kernel reference to the result.
+    public func lookup(parent: NodeID, name: String) throws(Errno) -> Entry {
+        if Whiteout.isReserved(name) { throw .noSuchFileOrDirectory }
+        let parentNode = try inodes.node(parent)
+        let path = parentNode.path.isEmpty ? name : parentNode.path + "/" + name
+        let resolution = try stack.resolve(path, name: name, parentLayers: parentNode.layers)
+        var attributes = resolution.top
+        attributes.st_ino = ino_t(resolution.inode)
+        if resolution.isMerged { attributes.st_nlink = 1 }
+        return Entry(node: inodes.remember(path, resolution), attributes: attributes)
+    }
+
+    public func forget(_ node: NodeID, lookups: UInt64) {
+        inodes.forget(node, lookups: lookups)
+    }
+
+    /// How many nodes the kernel holds: a measure of the daemon's memory that forget must keep bounded.
+    public var nodeCount: Int { inodes.count }
+
+    public func attributes(of node: NodeID) throws(Errno) -> stat {
+        try stack.attributes(of: inodes.node(node))
+    }
+
+    public func readlink(_ node: NodeID) throws(Errno) -> [UInt8] {
+        let node = try inodes.node(node)
+        let layer = stack.layers[node.layers[0]]
+        return try Sys.readlink(layer.rootFD, layer.relative(node.path))
+    }
+
+    /// Opens the backing file for reading. The caller owns the descriptor.
+    public func openForReading(_ node: NodeID) throws(Errno) -> FileDescriptor {
+        let node = try inodes.node(node)
+        let layer = stack.layers[node.layers[0]]
+        return FileDescriptor(rawValue: try Sys.open(layer.rootFD, layer.relative(node.path), O_RDONLY | CLinux_O_NOFOLLOW))
+    }
+
+    /// The merged listing, with "." and ".." first, as `readdir` returns it.
+    public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
+        let directory = try inodes.node(node)
+        let dot = DirectoryEntry(name: ".", inode: directory.inode, type: UInt8(DT_DIR))
+        let parentPath = String(directory.path.prefix(upTo: directory.path.lastIndex(of: "/") ?? directory.path.startIndex))
+        let parentInode = inodes.id(ofPath: parentPath).flatMap { try? inodes.node($0).inode } ?? directory.inode
+        let dotdot = DirectoryEntry(name: "..", inode: parentInode, type: UInt8(DT_DIR))
+        return [dot, dotdot] + (try stack.mergedEntries(of: directory.path, layers: directory.layers))
+    }
+
+    public func extendedAttribute(_ node: NodeID, name: String) throws(Errno) -> [UInt8] {
+        if PrivateXattr.isPrivate(name) { throw .noData }
+        let node = try inodes.node(node)
+        guard let value = try Sys.xattr(stack.layers[node.layers[0]].absolute(node.path), name) else { throw .noData }
+        return value
+    }
+
+    public func extendedAttributeNames(_ node: NodeID) throws(Errno) -> [String] {
+        let node = try inodes.node(node)
+        return try Sys.xattrNames(stack.layers[node.layers[0]].absolute(node.path)).filter { !PrivateXattr.isPrivate($0) }
+    }
+
+    public func filesystemStatistics() throws(Errno) -> statvfs {
+        try Sys.statfs(stack.layers[0].rootFD)
+    }
+}
+
+extension LayerStack {
+    func attributes(of node: Node) throws(Errno) -> stat {
+        try attributes(of: node.path, layer: node.layers[0], inode: node.inode, merged: node.isMerged)
+    }
+}

@@ -1,0 +1,48 @@
+import Glibc
+
+/// The two on-disk forms of a deleted name (a character device 0/0 with the name itself, or an empty
+/// `.wh.NAME` file beside it) and the marker file form of an opaque directory (`.wh..wh..opq`).
+enum Whiteout {
+    static let prefix = ".wh."
+    static let opaqueMarker = ".wh..wh..opq"
+
+    static func isDevice(_ info: stat) -> Bool {
+        info.fileType == S_IFCHR && info.st_rdev == 0
+    }
+
+    /// The name a directory entry whites out, when the entry is a `.wh.NAME` file; nil for ordinary names.
+    /// The opaque marker hides no single name: it reports itself as hiding "" so that callers skip it.
+    static func hiddenName(byMarker name: String) -> String? {
+        guard name.hasPrefix(prefix) else { return nil }
+        return name == opaqueMarker ? "" : String(name.dropFirst(prefix.count))
+    }
+
+    static func markerName(for name: String) -> String { prefix + name }
+
+    /// Overlay-internal names never appear in the merged view, whatever the user asks for.
+    static func isReserved(_ name: String) -> Bool { name.hasPrefix(prefix) }
+}
+
+/// A directory stops the descent into lower layers when it carries an opaque xattr (trusted or user
+/// namespace, as the kernel and rootless tools write them) or holds the `.wh..wh..opq` marker.
+enum OpaqueDirectory {
+    static let xattrNames = ["trusted.overlay.opaque", "user.overlay.opaque"]
+
+    static func isOpaque(_ layer: Layer, _ path: String) -> Bool {
+        let absolute = layer.absolute(path)
+        for name in xattrNames {
+            if let value = try? Sys.xattr(absolute, name), value == Array("y".utf8) { return true }
+        }
+        let marker = path.isEmpty ? Whiteout.opaqueMarker : path + "/" + Whiteout.opaqueMarker
+        return (try? Sys.statIfPresent(layer.rootFD, marker)) != nil
+    }
+}
+
+/// Extended attributes that belong to the overlay's own bookkeeping: hidden from users and never copied.
+enum PrivateXattr {
+    static let prefixes = ["trusted.overlay.", "user.overlay."]
+
+    static func isPrivate(_ name: String) -> Bool {
+        prefixes.contains { name.hasPrefix($0) }
+    }
+}

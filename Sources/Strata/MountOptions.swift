@@ -1,0 +1,118 @@
+/// The `-o` option list as fuse-overlayfs reads it, sorted into overlay settings and libfuse mount options.
+public struct MountOptions: Equatable, Sendable {
+    /// Top layer first, as written (not yet resolved).
+    public var lowers: [String] = []
+    public var upper: String?
+    public var work: String?
+    /// Options handed to libfuse unchanged (allow_other, fsname=…, ro, …).
+    public var fuseOptions: [String] = []
+    /// Seconds the kernel may cache entries and attributes.
+    public var timeout: Double = 1_000_000_000
+    public var threads = 1
+    /// One line per option that was not understood and is ignored.
+    public var warnings: [String] = []
+
+    /// Options that libfuse itself applies to the mount.
+    static let fuseFlags: Set<String> = [
+        "allow_other", "allow_root", "default_permissions", "auto_unmount", "blkdev", "ro", "rw",
+        "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "dirsync",
+        "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime",
+    ]
+    static let fuseValues: Set<String> = ["fsname", "subtype", "max_read", "context", "fscontext", "defcontext", "rootcontext"]
+
+    public init() {}
+
+    /// Parses every `-o` argument; later occurrences of an option override earlier ones, as with mount(8).
+    public init(parsing arguments: [String]) throws(ConfigurationError) {
+        for argument in arguments {
+            for option in Self.split(argument) where !option.isEmpty {
+                try apply(option)
+            }
+        }
+    }
+
+    private mutating func apply(_ option: String) throws(ConfigurationError) {
+        let key: String
+        let value: String?
+        if let equals = option.firstIndex(of: "=") {
+            key = String(option[..<equals])
+            value = String(option[option.index(after: equals)...])
+        } else {
+            key = option
+            value = nil
+        }
+        switch (key, value) {
+        case let ("lowerdir", value?):
+            lowers = Self.splitLayers(value)
+        case let ("upperdir", value?):
+            upper = value
+        case let ("workdir", value?):
+            work = value
+        case let ("timeout", value?):
+            guard let seconds = Double(value), seconds >= 0 else { throw .invalid(option: option, reason: "not a number of seconds") }
+            timeout = seconds
+        case let ("threaded", value?):
+            guard let flag = Int(value) else { throw .invalid(option: option, reason: "expected 0 or 1") }
+            threads = flag == 0 ? 1 : 2
+        case (_, nil) where Self.fuseFlags.contains(key), (_, .some) where Self.fuseValues.contains(key):
+            fuseOptions.removeAll { $0 == key || $0.hasPrefix(key + "=") }
+            fuseOptions.append(option)
+        default:
+            warnings.append("unknown option ignored: \(option)")
+        }
+    }
+
+    /// Splits at commas outside double quotes (an SELinux `context="a,b"` holds commas).
+    static func split(_ list: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        for character in list {
+            if character == "\"" { quoted.toggle() }
+            if character == ",", !quoted {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        return parts
+    }
+
+    /// Splits a lowerdir value at colons; `\:` stands for a colon inside a path.
+    static func splitLayers(_ value: String) -> [String] {
+        var layers: [String] = []
+        var current = ""
+        var escaped = false
+        for character in value {
+            if escaped {
+                if character != ":" { current.append("\\") }
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == ":" {
+                layers.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if escaped { current.append("\\") }
+        layers.append(current)
+        return layers.filter { !$0.isEmpty }
+    }
+}
+
+public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+    case invalid(option: String, reason: String)
+    case path(String, option: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(option, reason): "option \(option): \(reason)"
+        case let .path(path, option, reason): "\(option) \(path): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,37 @@
+import FuseKit
+import Glibc
+import Overlay
+import SystemPackage
+
+/// Mounts a plan and serves it until unmounted.
+public enum Mounter {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Returns only in the serving process, once the mount has ended; without `foreground` the launching
+    /// process exits 0 as soon as the mount is live.
+    public static func serve(_ plan: MountPlan, foreground: Bool, debug: Bool) throws(Failure) {
+        let tree: OverlayTree
+        do {
+            tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper))
+        } catch {
+            throw Failure(description: "opening the layers: \(error)")
+        }
+        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout)
+        do {
+            let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
+            try session.mount(at: plan.mountpoint)
+            session.detach(foreground: foreground || debug)
+            let clean = session.run(threads: plan.options.threads)
+            session.unmount()
+            if !clean { throw Failure(description: "\(plan.mountpoint): the FUSE connection failed") }
+        } catch let error as SessionError {
+            throw Failure(description: error.description)
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw Failure(description: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Glibc
+import Strata
+
+@main
+struct StrataCommand: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "strata",
+        abstract: "Mount a stack of layer directories as one union filesystem (overlayfs semantics, over FUSE).",
+        discussion: """
+        Options (-o, comma-separated, as fuse-overlayfs takes them):
+          lowerdir=TOP:...:BOTTOM   read-only layers, top first; \\: escapes a colon in a path
+          upperdir=DIR              writable layer (needs workdir); without it the mount is read-only
+          workdir=DIR               scratch directory on the same filesystem as upperdir
+          timeout=SECONDS           how long the kernel caches names and attributes (default: forever)
+          threaded=0|1              serve requests on several threads
+          allow_other, default_permissions, fsname=, subtype=, ro, max_read=, context=, ...
+                                    handed to libfuse; as root allow_other and default_permissions are on
+        Unmount with `fusermount3 -u MOUNTPOINT`, or by sending SIGTERM or SIGINT to the daemon.
+        """)
+
+    @Option(name: .customShort("o"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Mount options, comma-separated (see below).", valueName: "options"))
+    var options: [String] = []
+
+    @Flag(name: .customShort("f"), help: "Stay in the foreground.")
+    var foreground = false
+
+    @Flag(name: .customShort("d"), help: "Print every FUSE request (implies -f).")
+    var debug = false
+
+    @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
+    var printVersion = false
+
+    @Argument(help: "Where to mount the merged view.")
+    var mountpoint: String?
+
+    func run() throws {
+        if printVersion {
+            print("strata: version \(Self.version)")
+            return
+        }
+        guard let mountpoint else { throw ValidationError("missing the mountpoint") }
+        let plan: MountPlan
+        do {
+            let parsed = try MountOptions(parsing: options)
+            for warning in parsed.warnings { Self.complain(warning) }
+            plan = try MountPlan(parsed, mountpoint: mountpoint)
+        } catch {
+            Self.complain(error.description)
+            throw ExitCode(2)
+        }
+        do {
+            try Mounter.serve(plan, foreground: foreground, debug: debug)
+        } catch {
+            Self.complain(error.description)
+            throw ExitCode(1)
+        }
+    }
+
+    static func complain(_ message: String) {
+        var line = "strata: \(message)\n"
+        _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+}
