@@ -12,6 +12,7 @@ public enum Mounter {
     /// Returns only in the serving process, once the mount has ended; without `foreground` the launching
     /// process exits 0 as soon as the mount is live.
     public static func serve(_ plan: MountPlan, foreground: Bool, debug: Bool) throws(Failure) {
+        if !(foreground || debug) { closeInheritedDescriptors() }
         let tree: OverlayTree
         do {
             tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper))
@@ -33,5 +34,13 @@ public enum Mounter {
         } catch {
             throw Failure(description: "\(error)")
         }
+    }
+
+    /// A daemon that keeps its launcher's pipes and sockets open makes the launcher wait for an end of file that
+    /// never comes (Foundation's Process does); only stdin, stdout and stderr are meant to be shared.
+    private static func closeInheritedDescriptors() {
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        for fd in 3..<CInt(clamping: min(limit.rlim_cur, 65536)) { close(fd) }
     }
 }
