@@ -27,7 +27,7 @@ let package = Package(
             "Strata",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "OverlayTests", dependencies: ["Overlay"]),
+        .testTarget(name: "OverlayTests", dependencies: ["Overlay", "CLinux"]),
         .testTarget(name: "StrataTests", dependencies: ["Strata", "StrataCLI"]),
     ]
 )

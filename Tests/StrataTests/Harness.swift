@@ -43,8 +43,10 @@ enum Shell {
 }
 
 enum Paths {
-    /// The `strata` binary built beside the test bundle.
+    /// The `strata` binary under test: $STRATA_BINARY (scripts/test.sh points it at the release build), else
+    /// the one built beside the test bundle.
     static let strata: String = {
+        if let binary = ProcessInfo.processInfo.environment["STRATA_BINARY"], !binary.isEmpty { return binary }
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [bundle, bundle.deletingLastPathComponent()] {
             let path = candidate.appendingPathComponent("strata").path

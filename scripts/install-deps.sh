@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Strata builds, tests and benchmarks with; does nothing when all are present.
+set -euo pipefail
+packages=(libfuse3-dev fuse3 pkg-config attr python3 util-linux fuse-overlayfs)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
+command -v swift >/dev/null || { echo "swift is not installed (expected at /opt/swift)" >&2; exit 1; }

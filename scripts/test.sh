@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, as root (it mounts FUSE and kernel overlays): installs what is missing, builds the
+# release binary that the mount tests drive, runs every test, and ends with one "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+swift build -c release --product strata
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+STRATA_BINARY="$PWD/.build/release/strata" swift test --disable-swift-testing 2>&1 | tee "$log" || status=$?
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+if [ -z "$summary" ]; then echo "no test summary found" >&2; exit 1; fi
+echo "$((total - failed)) passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
