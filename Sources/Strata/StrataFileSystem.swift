@@ -8,11 +8,14 @@ import SystemPackage
 public final class StrataFileSystem: FileSystem {
     let tree: OverlayTree
     let timeout: Double
+    /// fsync=0 and volatile: callers' syncs return at once.
+    let skipSync: Bool
     private let directories = DirectoryHandles()
 
-    public init(tree: OverlayTree, timeout: Double) {
+    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false) {
         self.tree = tree
         self.timeout = timeout
+        self.skipSync = skipSync
     }
 
     public var capabilities: Capabilities {
@@ -41,8 +44,8 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func open(_ context: RequestContext, node: UInt64, flags: Int32) throws(Errno) -> OpenHandle {
-        guard flags & O_ACCMODE == O_RDONLY, flags & O_TRUNC == 0 else { throw .readOnlyFileSystem }
-        let descriptor = try tree.openForReading(NodeID(node))
+        let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
+        let descriptor = writing ? try tree.openForWriting(NodeID(node), flags: flags) : try tree.openForReading(NodeID(node))
         return OpenHandle(handle: UInt64(descriptor.rawValue), keepCache: true)
     }
 
@@ -54,14 +57,17 @@ public final class StrataFileSystem: FileSystem {
         close(CInt(handle))
     }
 
+    /// The listing is merged at the first read, not here: when the kernel still holds the directory's listing in
+    /// its cache it opens the directory without reading it.
     public func openDirectory(_ context: RequestContext, node: UInt64) throws(Errno) -> OpenHandle {
-        let entries = try tree.listDirectory(NodeID(node))
-        return OpenHandle(handle: directories.open(entries), keepCache: true, cacheDirectory: true)
+        OpenHandle(handle: directories.open(), keepCache: true, cacheDirectory: true)
     }
 
     public func readDirectory(node: UInt64, handle: UInt64, offset: Int64,
                               into buffer: inout DirectoryBuffer) throws(Errno) {
-        let entries = try directories.entries(handle)
+        let entries = try directories.entries(handle, fresh: offset == 0) { () throws(Errno) in
+            try tree.listDirectory(NodeID(node))
+        }
         guard offset >= 0, offset < entries.count else { return }
         for index in Int(offset)..<entries.count {
             let item = entries[index]
@@ -89,6 +95,97 @@ public final class StrataFileSystem: FileSystem {
         try tree.extendedAttributeNames(NodeID(node))
     }
 
+    public func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
+                       flags: Int32) throws(Errno) -> (Entry, OpenHandle) {
+        let (created, descriptor) = try make(context, parent, name, .file(mode: mode, flags: flags))
+        return (created, OpenHandle(handle: UInt64(descriptor!.rawValue)))
+    }
+
+    public func makeDirectory(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t) throws(Errno) -> Entry {
+        try make(context, parent, name, .directory(mode: mode)).0
+    }
+
+    public func makeNode(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
+                         device: dev_t) throws(Errno) -> Entry {
+        try make(context, parent, name, .special(mode: mode, device: device)).0
+    }
+
+    public func makeSymlink(_ context: RequestContext, parent: UInt64, name: String, target: [UInt8]) throws(Errno) -> Entry {
+        try make(context, parent, name, .symlink(target: target)).0
+    }
+
+    public func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: String) throws(Errno) -> Entry {
+        try make(context, newParent, newName, .hardLink(to: NodeID(node))).0
+    }
+
+    /// New objects belong to the caller, except that a setgid directory hands down its group (and, to
+    /// subdirectories, its setgid bit), as on a local filesystem.
+    private func make(_ context: RequestContext, _ parent: UInt64, _ name: String,
+                      _ object: NewObject) throws(Errno) -> (Entry, FileDescriptor?) {
+        let parentAttributes = try tree.attributes(of: NodeID(parent))
+        let inheritsGroup = parentAttributes.st_mode & S_ISGID != 0
+        var object = object
+        if inheritsGroup, case let .directory(mode) = object { object = .directory(mode: mode | S_ISGID) }
+        let (created, descriptor) = try tree.create(parent: NodeID(parent), name: name, object,
+                                                    owner: (context.uid, inheritsGroup ? parentAttributes.st_gid : context.gid))
+        return (entry(created), descriptor)
+    }
+
+    public func unlink(parent: UInt64, name: String) throws(Errno) {
+        try tree.remove(parent: NodeID(parent), name: name, directory: false)
+    }
+
+    public func removeDirectory(parent: UInt64, name: String) throws(Errno) {
+        try tree.remove(parent: NodeID(parent), name: name, directory: true)
+    }
+
+    public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(Errno) {
+        try tree.rename(parent: NodeID(parent), name: name, newParent: NodeID(newParent), newName: newName, flags: flags)
+    }
+
+    public func setAttributes(node: UInt64, _ changes: AttributeChanges, handle: UInt64?) throws(Errno) -> Attributes {
+        var engine = OverlayTree.AttributeChanges()
+        engine.mode = changes.mode
+        engine.uid = changes.uid
+        engine.gid = changes.gid
+        engine.size = changes.size
+        engine.access = changes.access
+        engine.modification = changes.modification
+        return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: handle.map { CInt($0) }), timeout: timeout)
+    }
+
+    public func write(node: UInt64, handle: UInt64, data: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int {
+        try OpenFile.write(CInt(handle), data, at: offset)
+    }
+
+    /// Data reaches the backing file at each write; close happens at release.
+    public func flush(node: UInt64, handle: UInt64) throws(Errno) {}
+
+    public func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno) {
+        if !skipSync { try OpenFile.synchronize(CInt(handle), dataOnly: dataOnly) }
+    }
+
+    public func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno) {
+        try tree.setExtendedAttribute(NodeID(node), name: name, value: value, flags: flags)
+    }
+
+    public func removeExtendedAttribute(node: UInt64, name: String) throws(Errno) {
+        try tree.removeExtendedAttribute(NodeID(node), name: name)
+    }
+
+    public func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
+        try OpenFile.allocate(CInt(handle), mode: mode, offset: offset, length: length)
+    }
+
+    public func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64 {
+        try OpenFile.seek(CInt(handle), offset: offset, whence: whence)
+    }
+
+    public func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),
+                          length: Int, flags: Int32) throws(Errno) -> Int {
+        try OpenFile.copyRange(from: CInt(from.handle), at: from.offset, to: CInt(to.handle), at: to.offset, length: length)
+    }
+
     private func entry(_ found: OverlayTree.Entry) -> Entry {
         Entry(node: found.node.rawValue, attributes: found.attributes, entryTimeout: timeout, attributeTimeout: timeout)
     }
@@ -106,26 +203,31 @@ public final class StrataFileSystem: FileSystem {
     }
 }
 
-/// Listings of open directories, taken whole at opendir so that offsets stay valid across partial reads,
-/// seekdir and telldir.
+/// Listings of open directories, taken whole when reading starts (and again at each rewind) so that offsets stay
+/// valid across partial reads, seekdir and telldir.
 final class DirectoryHandles: Sendable {
     private struct State {
-        var listings: [UInt64: [DirectoryEntry]] = [:]
+        var listings: [UInt64: [DirectoryEntry]?] = [:]
         var next: UInt64 = 1
     }
     private let state = Mutex(State())
 
-    func open(_ entries: [DirectoryEntry]) -> UInt64 {
+    func open() -> UInt64 {
         state.withLock { state in
             let handle = state.next
             state.next += 1
-            state.listings[handle] = entries
+            state.listings[handle] = .some(nil)
             return handle
         }
     }
 
-    func entries(_ handle: UInt64) throws(Errno) -> [DirectoryEntry] {
-        guard let entries = state.withLock({ $0.listings[handle] }) else { throw .badFileDescriptor }
+    /// The handle's listing, made by `list` when there is none yet or `fresh` asks for a new one.
+    func entries(_ handle: UInt64, fresh: Bool,
+                 list: () throws(Errno) -> [DirectoryEntry]) throws(Errno) -> [DirectoryEntry] {
+        guard let kept = state.withLock({ $0.listings[handle] }) else { throw .badFileDescriptor }
+        if let kept, !fresh { return kept }
+        let entries = try list()
+        state.withLock { $0.listings[handle] = entries }
         return entries
     }
 

@@ -37,6 +37,19 @@ struct StrataCommand: ParsableCommand {
     @Argument(help: "Where to mount the merged view.")
     var mountpoint: String?
 
+    /// fuse-overlayfs and libfuse also take the option list glued to the flag (`-olowerdir=...`).
+    static func main() {
+        let arguments = CommandLine.arguments.dropFirst().flatMap { argument in
+            argument.hasPrefix("-o") && argument.count > 2 ? ["-o", String(argument.dropFirst(2))] : [argument]
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     func run() throws {
         if printVersion {
             print("strata: version \(Self.version)")

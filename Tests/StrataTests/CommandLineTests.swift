@@ -81,6 +81,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(Shell.bash("cat \(mnt)/etc/hostname"), "middle\n")
     }
 
+    /// libfuse's spellings: the option list glued to `-o`, options after the mountpoint, several `-o` flags.
+    func testOptionSpellingsOfLibfuse() {
+        for (index, arguments) in [["-o" + writable], ["-o", layers, "-o", "upperdir=\(stack!)/upper,workdir=\(stack!)/work"]]
+            .enumerated() {
+            let mnt = mountpoint("spelling\(index)")
+            let outcome = Shell.run([Paths.strata, mnt] + arguments, timeout: 30)
+            XCTAssertEqual(outcome.status, 0, "\(arguments): \(outcome.error)")
+            XCTAssertEqual(Shell.bash("cat \(mnt)/etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n")
+            Mounts.unmount(mnt)
+        }
+    }
+
     func testSymlinkedLayersResolveOnceAndEscapedColonsWork() {
         Shell.bash("""
             mkdir -p \(scratch.sub("graph/l")) '\(scratch.sub("odd:name"))'

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# bench.sh [ROUNDS]: Strata, fuse-overlayfs and kernel overlayfs side by side on the same layers, as root.
+# Builds the benchmark layers once (cached in $BENCH_DIR, default /var/tmp/strata-bench): a base layer with
+# copies of /usr/share and /usr/include and a 1 GiB file, and a top layer with overrides, whiteouts and an
+# opaque directory. Every measurement gets a fresh mount and dropped caches; rounds interleave the three
+# filesystems. Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster)
+# and the daemons' peak memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+rounds=${1:-3}
+bench=${BENCH_DIR:-/var/tmp/strata-bench}
+swift build -c release --product strata >/dev/null
+strata=$PWD/.build/release/strata
+
+build_layers() {
+  [ -f "$bench/layers/.complete" ] && return
+  echo "building benchmark layers in $bench/layers (once)" >&2
+  rm -rf "$bench/layers"
+  mkdir -p "$bench/layers/base/usr" "$bench/layers/top/usr/include"
+  cp -a /usr/share /usr/include "$bench/layers/base/usr/"
+  dd if=/dev/urandom of="$bench/layers/base/big" bs=1M count=1024 status=none
+  # top: every 10th header overridden, every 20th file under share/doc whited out, share/man opaque.
+  (cd "$bench/layers/base" && find usr/include -type f | awk 'NR % 10 == 0') | while read -r f; do
+    mkdir -p "$bench/layers/top/$(dirname "$f")"
+    { cat "$bench/layers/base/$f"; echo "/* override */"; } > "$bench/layers/top/$f"
+  done
+  (cd "$bench/layers/base" && find usr/share/doc -type f | awk 'NR % 20 == 0') | while read -r f; do
+    mkdir -p "$bench/layers/top/$(dirname "$f")"
+    mknod "$bench/layers/top/$f" c 0 0
+  done
+  mkdir -p "$bench/layers/top/usr/share/man/man1"
+  setfattr -n trusted.overlay.opaque -v y "$bench/layers/top/usr/share/man"
+  cp /usr/share/man/man1/ls.1.gz "$bench/layers/top/usr/share/man/man1/" 2>/dev/null || true
+  touch "$bench/layers/.complete"
+}
+
+mnt=$bench/mnt
+upper=$bench/upper
+work=$bench/work
+daemon_pid=""
+
+mount_fs() { # mount_fs NAME
+  rm -rf "$upper" "$work"; mkdir -p "$upper" "$work" "$mnt"
+  local layers="lowerdir=$bench/layers/top:$bench/layers/base,upperdir=$upper,workdir=$work"
+  case $1 in
+    strata) "$strata" -o "$layers" "$mnt" ;;
+    fuse-overlayfs) fuse-overlayfs -o "$layers" "$mnt" 2>/dev/null ;;
+    kernel) mount -t overlay overlay -o "$layers" "$mnt" ;;
+  esac
+  daemon_pid=$(pgrep -f -n "^($strata|fuse-overlayfs) .* $mnt\$" || true)
+}
+
+unmount_fs() { # unmount_fs NAME: records the daemon's peak memory first
+  if [ -n "$daemon_pid" ]; then
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status" 2>/dev/null || echo 0)
+    if [ "${hwm:-0}" -gt "${peak[$1]:-0}" ]; then peak[$1]=$hwm; fi
+  fi
+  if [ "$1" = kernel ]; then umount "$mnt"; else fusermount3 -u "$mnt"; fi
+  for _ in $(seq 50); do [ -z "$daemon_pid" ] || ! kill -0 "$daemon_pid" 2>/dev/null && break; sleep 0.1; done
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+seconds() { # seconds COMMAND...: sets $elapsed to the wall time of the command
+  local start end
+  start=$(date +%s.%N); "$@" >/dev/null 2>&1; end=$(date +%s.%N)
+  elapsed=$(echo "$end - $start" | bc -l)
+}
+
+run_find() { find "$mnt" >/dev/null; }
+run_du() { du -s "$mnt" >/dev/null; }
+run_tar() { (cd "$mnt" && tar -cf - . | cat > /dev/null); }
+run_read() { dd if="$mnt/big" of=/dev/null bs=1M status=none; }
+
+measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the peak memory it records stays)
+  mount_fs "$1"
+  drop_caches
+  case $2 in
+    "cold find") seconds run_find ;;
+    "warm find") run_find; seconds run_find ;;
+    "du -s") seconds run_du ;;
+    "read all (tar)") seconds run_tar ;;
+    "1 GiB read") seconds run_read ;;
+  esac
+  unmount_fs "$1"
+}
+
+trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; true' EXIT
+command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
+build_layers
+declare -A results peak
+workloads=("cold find" "warm find" "du -s" "read all (tar)" "1 GiB read")
+filesystems=(strata fuse-overlayfs kernel)
+for round in $(seq "$rounds"); do
+  for workload in "${workloads[@]}"; do
+    for fs in "${filesystems[@]}"; do
+      measure "$fs" "$workload"
+      results["$workload|$fs"]+="$elapsed "
+    done
+  done
+  echo "round $round of $rounds done" >&2
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: |\n'
+for workload in "${workloads[@]}"; do
+  s=$(median <<<"${results["$workload|strata"]}")
+  f=$(median <<<"${results["$workload|fuse-overlayfs"]}")
+  k=$(median <<<"${results["$workload|kernel"]}")
+  printf '| %s | %.3f | %.3f | %.3f | %.2f | %.2f |\n' "$workload" "$s" "$f" "$k" "$(echo "$s / $f" | bc -l)" "$(echo "$s / $k" | bc -l)"
+done
+printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB. %s rounds, medians.\n' \
+  "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$rounds"
