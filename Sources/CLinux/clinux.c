@@ -16,6 +16,9 @@ const int CLinux_AT_SYMLINK_NOFOLLOW = AT_SYMLINK_NOFOLLOW;
 const unsigned int CLinux_RENAME_NOREPLACE = RENAME_NOREPLACE;
 const unsigned int CLinux_RENAME_EXCHANGE = RENAME_EXCHANGE;
 const unsigned int CLinux_RENAME_WHITEOUT = RENAME_WHITEOUT;
+const int CLinux_SEEK_DATA = SEEK_DATA;
+const int CLinux_SEEK_HOLE = SEEK_HOLE;
+const long CLinux_UTIME_OMIT = UTIME_OMIT;
 
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
@@ -26,6 +29,8 @@ ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *
 }
 
 int CLinux_ficlone(int dest_fd, int src_fd) { return ioctl(dest_fd, FICLONE, src_fd); }
+
+int CLinux_fallocate(int fd, int mode, int64_t offset, int64_t length) { return fallocate(fd, mode, offset, length); }
 
 ssize_t CLinux_lgetxattr(const char *path, const char *name, void *value, size_t size) {
     return lgetxattr(path, name, value, size);

@@ -21,6 +21,47 @@ public protocol FileSystem: Sendable {
     func statistics(node: UInt64) throws(Errno) -> statvfs
     func extendedAttribute(node: UInt64, name: String) throws(Errno) -> [UInt8]
     func extendedAttributeNames(node: UInt64) throws(Errno) -> [String]
+
+    // Changes. A read-only server throws EROFS from each.
+    func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32) throws(Errno) -> (Entry, OpenHandle)
+    func makeDirectory(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t) throws(Errno) -> Entry
+    func makeNode(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t, device: dev_t) throws(Errno) -> Entry
+    func makeSymlink(_ context: RequestContext, parent: UInt64, name: String, target: [UInt8]) throws(Errno) -> Entry
+    func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: String) throws(Errno) -> Entry
+    func unlink(parent: UInt64, name: String) throws(Errno)
+    func removeDirectory(parent: UInt64, name: String) throws(Errno)
+    func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(Errno)
+    func setAttributes(node: UInt64, _ changes: AttributeChanges, handle: UInt64?) throws(Errno) -> Attributes
+    func write(node: UInt64, handle: UInt64, data: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int
+    func flush(node: UInt64, handle: UInt64) throws(Errno)
+    func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno)
+    func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno)
+    func removeExtendedAttribute(node: UInt64, name: String) throws(Errno)
+    func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno)
+    func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64
+    func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),
+                   length: Int, flags: Int32) throws(Errno) -> Int
+}
+
+/// A setattr request: only the fields that are set change. Times may carry UTIME_NOW.
+public struct AttributeChanges: Sendable {
+    public var mode: mode_t?
+    public var uid: uid_t?
+    public var gid: gid_t?
+    public var size: off_t?
+    public var access: timespec?
+    public var modification: timespec?
+
+    init(_ attributes: stat, _ fields: Int32) {
+        func has(_ bit: Int32) -> Bool { fields & bit != 0 }
+        let now = timespec(tv_sec: 0, tv_nsec: (1 << 30) - 1)  // UTIME_NOW, hidden from Swift behind a macro
+        if has(1 << 0) { mode = attributes.st_mode }
+        if has(1 << 1) { uid = attributes.st_uid }
+        if has(1 << 2) { gid = attributes.st_gid }
+        if has(1 << 3) { size = attributes.st_size }
+        if has(1 << 7) { access = now } else if has(1 << 4) { access = attributes.st_atim }
+        if has(1 << 8) { modification = now } else if has(1 << 5) { modification = attributes.st_mtim }
+    }
 }
 
 /// Who asks: the calling process's credentials, for permission and ownership decisions.

@@ -85,6 +85,101 @@ extension fuse_lowlevel_ops {
                 return .sized(names.flatMap { Array($0.utf8) + [0] }, capacity: size)
             }
         }
+        ops.create = { request, parent, name, mode, info in
+            let name = String(cString: name!)
+            let flags = info!.pointee.flags
+            respond(request) { fs throws(Errno) in
+                let (entry, handle) = try fs.create(context(request!), parent: parent, name: name, mode: mode, flags: flags)
+                return .created(entry, handle, info!)
+            }
+        }
+        ops.mkdir = { request, parent, name, mode in
+            let name = String(cString: name!)
+            answerEntry(request) { fs throws(Errno) in try fs.makeDirectory(context(request!), parent: parent, name: name, mode: mode) }
+        }
+        ops.mknod = { request, parent, name, mode, device in
+            let name = String(cString: name!)
+            answerEntry(request) { fs throws(Errno) in
+                try fs.makeNode(context(request!), parent: parent, name: name, mode: mode, device: device)
+            }
+        }
+        ops.symlink = { request, target, parent, name in
+            let target = Array(String(cString: target!).utf8), name = String(cString: name!)
+            answerEntry(request) { fs throws(Errno) in try fs.makeSymlink(context(request!), parent: parent, name: name, target: target) }
+        }
+        ops.link = { request, node, newParent, newName in
+            let newName = String(cString: newName!)
+            answerEntry(request) { fs throws(Errno) in try fs.link(context(request!), node: node, newParent: newParent, newName: newName) }
+        }
+        ops.unlink = { request, parent, name in
+            let name = String(cString: name!)
+            respond(request) { fs throws(Errno) in try fs.unlink(parent: parent, name: name); return .success }
+        }
+        ops.rmdir = { request, parent, name in
+            let name = String(cString: name!)
+            respond(request) { fs throws(Errno) in try fs.removeDirectory(parent: parent, name: name); return .success }
+        }
+        ops.rename = { request, parent, name, newParent, newName, flags in
+            let name = String(cString: name!), newName = String(cString: newName!)
+            respond(request) { fs throws(Errno) in
+                try fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+                return .success
+            }
+        }
+        ops.setattr = { request, node, attributes, fields, info in
+            let changes = AttributeChanges(attributes!.pointee, fields)
+            let handle = info.map { $0.pointee.fh }
+            respond(request) { fs throws(Errno) in .attributes(try fs.setAttributes(node: node, changes, handle: handle)) }
+        }
+        ops.write = { request, node, buffer, size, offset, info in
+            let handle = info!.pointee.fh
+            respond(request) { fs throws(Errno) in
+                .count(try fs.write(node: node, handle: handle, data: UnsafeRawBufferPointer(start: buffer, count: size),
+                                    offset: Int64(offset)))
+            }
+        }
+        ops.flush = { request, node, info in
+            let handle = info!.pointee.fh
+            respond(request) { fs throws(Errno) in try fs.flush(node: node, handle: handle); return .success }
+        }
+        ops.fsync = { request, node, dataOnly, info in
+            let handle = info!.pointee.fh
+            respond(request) { fs throws(Errno) in
+                try fs.synchronize(node: node, handle: handle, dataOnly: dataOnly != 0)
+                return .success
+            }
+        }
+        ops.setxattr = { request, node, name, value, size, flags in
+            let name = String(cString: name!)
+            let bytes = Array(UnsafeRawBufferPointer(start: value, count: size))
+            respond(request) { fs throws(Errno) in
+                try fs.setExtendedAttribute(node: node, name: name, value: bytes, flags: flags)
+                return .success
+            }
+        }
+        ops.removexattr = { request, node, name in
+            let name = String(cString: name!)
+            respond(request) { fs throws(Errno) in try fs.removeExtendedAttribute(node: node, name: name); return .success }
+        }
+        ops.fallocate = { request, node, mode, offset, length, info in
+            let handle = info!.pointee.fh
+            respond(request) { fs throws(Errno) in
+                try fs.allocate(node: node, handle: handle, mode: mode, offset: Int64(offset), length: Int64(length))
+                return .success
+            }
+        }
+        ops.lseek = { request, node, offset, whence, info in
+            let handle = info!.pointee.fh
+            respond(request) { fs throws(Errno) in
+                .offset(try fs.seek(node: node, handle: handle, offset: Int64(offset), whence: whence))
+            }
+        }
+        ops.copy_file_range = { request, inNode, inOffset, inInfo, outNode, outOffset, outInfo, length, flags in
+            let source = (inNode, inInfo!.pointee.fh, Int64(inOffset)), target = (outNode, outInfo!.pointee.fh, Int64(outOffset))
+            respond(request) { fs throws(Errno) in
+                .count(try fs.copyRange(from: source, to: target, length: length, flags: flags))
+            }
+        }
         return ops
     }
 }
@@ -97,6 +192,10 @@ private enum Answer {
     case data(ReadData)
     case statistics(statvfs)
     case sized([UInt8], capacity: Int)
+    case created(Entry, OpenHandle, UnsafeMutablePointer<fuse_file_info>)
+    case count(Int)
+    case offset(Int64)
+    case success
 }
 
 private func respond(_ request: fuse_req_t?, _ body: (any FileSystem) throws(Errno) -> Answer) {
@@ -115,6 +214,10 @@ private func respond(_ request: fuse_req_t?, _ body: (any FileSystem) throws(Err
     case let .data(data): reply.data(data)
     case let .statistics(statistics): reply.statistics(statistics)
     case let .sized(bytes, capacity): reply.sized(bytes, capacity: capacity)
+    case let .created(entry, handle, info): reply.created(entry, handle, info)
+    case let .count(count): reply.count(count)
+    case let .offset(offset): reply.offset(offset)
+    case .success: reply.success()
     }
 }
 

@@ -66,6 +66,24 @@ struct Reply: ~Copyable {
         discard self
     }
 
+    consuming func created(_ entry: Entry, _ handle: OpenHandle, _ info: UnsafeMutablePointer<fuse_file_info>) {
+        var param = Self.entryParam(entry)
+        info.pointee.fh = handle.handle
+        info.pointee.keep_cache = handle.keepCache ? 1 : 0
+        fuse_reply_create(request, &param, info)
+        discard self
+    }
+
+    consuming func count(_ count: Int) {
+        fuse_reply_write(request, count)
+        discard self
+    }
+
+    consuming func offset(_ offset: Int64) {
+        fuse_reply_lseek(request, off_t(offset))
+        discard self
+    }
+
     consuming func buffer(_ bytes: UnsafeRawBufferPointer) {
         fuse_reply_buf(request, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
         discard self

@@ -45,8 +45,12 @@ extension LayerStack {
                 }
                 if hidden.contains(name) { return }
                 positions[name] = entries.count
-                entries.append(DirectoryEntry(name: name, inode: inodeNumbers.number(backing: info.inode, device: layer.device),
-                                              type: info.type))
+                var inode = inodeNumbers.number(backing: info.inode, device: layer.device)
+                if layer.isUpper, info.type != UInt8(DT_DIR),
+                   let origin = OriginInode.read(layer.absolute(path.isEmpty ? name : path + "/" + name)) {
+                    inode = origin
+                }
+                entries.append(DirectoryEntry(name: name, inode: inode, type: info.type))
                 if layer.isUpper, info.type == UInt8(DT_DIR) { awaitingOrigin.insert(name) }
             }
             for name in whitedOut {

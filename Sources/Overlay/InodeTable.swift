@@ -15,6 +15,8 @@ struct Node: Sendable {
     var inode: UInt64
     var isMerged: Bool
     var lookups: UInt64
+    /// Unlinked, or replaced by a rename, while the kernel still holds it: its path names something else now.
+    var detached = false
 }
 
 /// Node ids handed to the kernel, each alive until the kernel forgets every lookup of it. One lock guards the
@@ -38,6 +40,7 @@ final class InodeTable: Sendable {
 
     func node(_ id: NodeID) throws(Errno) -> Node {
         guard let node = state.withLock({ $0.nodes[id.rawValue] }) else { throw .staleNFSFileHandle }
+        if node.detached { throw .noSuchFileOrDirectory }
         return node
     }
 
@@ -71,7 +74,7 @@ final class InodeTable: Sendable {
             node.lookups -= min(node.lookups, lookups)
             if node.lookups == 0 {
                 state.nodes[id.rawValue] = nil
-                state.idsByPath[node.path] = nil
+                if state.idsByPath[node.path] == id.rawValue { state.idsByPath[node.path] = nil }
             } else {
                 state.nodes[id.rawValue] = node
             }
@@ -79,4 +82,61 @@ final class InodeTable: Sendable {
     }
 
     var count: Int { state.withLock { $0.nodes.count } }
+
+    /// Records that the node at `path` now lives in other layers (after a copy-up).
+    func update(_ path: String, layers: [Int]) {
+        state.withLock { state in
+            guard let id = state.idsByPath[path] else { return }
+            state.nodes[id]!.layers = layers
+            state.nodes[id]!.isMerged = layers.count > 1
+        }
+    }
+
+    /// Unbinds `path` and everything below it: the names are gone, though the kernel may still hold the nodes.
+    func detach(_ path: String) {
+        state.withLock { state in
+            for id in Self.ids(under: path, in: state) {
+                state.idsByPath[state.nodes[id]!.path] = nil
+                state.nodes[id]!.detached = true
+            }
+        }
+    }
+
+    /// Moves `from` and everything below it to `to`, detaching whatever was bound there.
+    func move(_ from: String, to: String) {
+        state.withLock { state in
+            for id in Self.ids(under: to, in: state) {
+                state.idsByPath[state.nodes[id]!.path] = nil
+                state.nodes[id]!.detached = true
+            }
+            let moving = Self.ids(under: from, in: state)
+            for id in moving { state.idsByPath[state.nodes[id]!.path] = nil }
+            for id in moving {
+                let old = state.nodes[id]!.path
+                let new = to + old.dropFirst(from.count)
+                state.nodes[id]!.path = new
+                state.idsByPath[new] = id
+            }
+        }
+    }
+
+    /// Swaps two bound paths and what lies below them (RENAME_EXCHANGE).
+    func exchange(_ a: String, _ b: String) {
+        state.withLock { state in
+            let first = Self.ids(under: a, in: state), second = Self.ids(under: b, in: state)
+            for id in first + second { state.idsByPath[state.nodes[id]!.path] = nil }
+            for (ids, from, to) in [(first, a, b), (second, b, a)] {
+                for id in ids {
+                    let new = to + state.nodes[id]!.path.dropFirst(from.count)
+                    state.nodes[id]!.path = new
+                    state.idsByPath[new] = id
+                }
+            }
+        }
+    }
+
+    private static func ids(under path: String, in state: State) -> [UInt64] {
+        let prefix = path + "/"
+        return state.idsByPath.compactMap { key, id in key == path || key.hasPrefix(prefix) ? id : nil }
+    }
 }

@@ -19,15 +19,36 @@ public struct Layer: Sendable {
     func absolute(_ path: String) -> String { path.isEmpty ? self.path : self.path + "/" + path }
 }
 
+/// How the upper layer is written.
+public struct WriteSettings: Sendable {
+    /// nil writes whiteouts as the kernel does: a character device 0/0, or a `.wh.NAME` file where mknod is
+    /// not permitted.
+    public var whiteout: Whiteout.Format?
+    /// Skip the syncs that make copy-up durable (fuse-overlayfs's `volatile` and `fsync=0`).
+    public var volatile: Bool
+
+    public init(whiteout: Whiteout.Format? = nil, volatile: Bool = false) {
+        self.whiteout = whiteout
+        self.volatile = volatile
+    }
+}
+
 /// The layers of one mount, top first. Owns the root descriptors.
 public final class LayerStack: Sendable {
     public let layers: [Layer]
     let inodeNumbers: InodeNumbering
+    /// Present exactly when there is an upper layer.
+    let work: WorkDirectory?
+    let settings: WriteSettings
+    var volatile: Bool { settings.volatile }
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
 
-    /// Opens each directory; `upper` (if any) goes on top of `lowers`, which are given top first.
-    public init(lowers: [String], upper: String?) throws(Errno) {
+    /// Opens each directory; `upper` (if any) goes on top of `lowers`, which are given top first, and
+    /// `workdir` (required with an upper layer) is cleaned of what an earlier mount left.
+    public init(lowers: [String], upper: String?, workdir: String? = nil,
+                settings: WriteSettings = WriteSettings()) throws(Errno) {
+        self.settings = settings
         var layers: [Layer] = []
         let paths = (upper.map { [$0] } ?? []) + lowers
         do {
@@ -43,6 +64,15 @@ public final class LayerStack: Sendable {
         }
         self.layers = layers
         self.inodeNumbers = InodeNumbering(devices: layers.map(\.device))
+        do {
+            self.work = try upper.map { _ throws(Errno) in
+                guard let workdir else { throw Errno.invalidArgument }
+                return try WorkDirectory(workdir)
+            }
+        } catch {
+            layers.forEach { Sys.close($0.rootFD) }
+            throw error
+        }
     }
 
     deinit {

@@ -18,7 +18,7 @@ extension LayerStack {
     /// whiteout or a non-directory there.
     func resolve(_ path: String, name: String, parentLayers: [Int]) throws(Errno) -> Resolution {
         var found: [(layer: Int, info: stat)] = []
-        for index in parentLayers {
+        for (position, index) in parentLayers.enumerated() {
             let layer = layers[index]
             guard let info = try Sys.statIfPresent(layer.rootFD, path) else {
                 if try hasWhiteoutFile(layer, path: path, name: name) { break }
@@ -27,7 +27,9 @@ extension LayerStack {
             if Whiteout.isDevice(info) { break }
             if let first = found.first, !(first.info.isDirectory && info.isDirectory) { break }
             found.append((index, info))
-            if !info.isDirectory || OpaqueDirectory.isOpaque(layer, path) { break }
+            // Opacity only matters while there are layers below to hide.
+            let isLast = position == parentLayers.count - 1
+            if !info.isDirectory || isLast || OpaqueDirectory.isOpaque(layer, path) { break }
         }
         guard let top = found.first else { throw .noSuchFileOrDirectory }
         return Resolution(layers: found.map(\.layer), top: top.info,
@@ -50,6 +52,9 @@ extension LayerStack {
         var source = found[0]
         if !path.isEmpty, source.info.isDirectory, layers[source.layer].isUpper, found.count > 1 {
             source = found[1]
+        }
+        if layers[source.layer].isUpper, !source.info.isDirectory, let origin = OriginInode.read(layers[source.layer].absolute(path)) {
+            return origin
         }
         return inodeNumbers.number(backing: source.info.st_ino, device: layers[source.layer].device)
     }

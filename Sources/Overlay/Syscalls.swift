@@ -97,3 +97,79 @@ extension Glibc.stat {
     var fileType: mode_t { st_mode & S_IFMT }
     var isDirectory: Bool { fileType == S_IFDIR }
 }
+
+extension Sys {
+    static func mkdir(_ dirFD: CInt, _ path: String, _ mode: mode_t) throws(Errno) {
+        _ = try valueOrErrno { mkdirat(dirFD, path, mode) }
+    }
+
+    static func mknod(_ dirFD: CInt, _ path: String, _ mode: mode_t, _ device: dev_t) throws(Errno) {
+        _ = try valueOrErrno { mknodat(dirFD, path, mode, device) }
+    }
+
+    static func symlink(_ target: [UInt8], _ dirFD: CInt, _ path: String) throws(Errno) {
+        _ = try valueOrErrno {
+            (target + [0]).withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { symlinkat($0.baseAddress!, dirFD, path) }
+            }
+        }
+    }
+
+    static func link(_ fromFD: CInt, _ from: String, _ toFD: CInt, _ to: String) throws(Errno) {
+        _ = try valueOrErrno { linkat(fromFD, from, toFD, to, 0) }
+    }
+
+    static func unlink(_ dirFD: CInt, _ path: String, directory: Bool = false) throws(Errno) {
+        _ = try valueOrErrno { unlinkat(dirFD, path, directory ? AT_REMOVEDIR : 0) }
+    }
+
+    static func rename(_ fromFD: CInt, _ from: String, _ toFD: CInt, _ to: String, _ flags: UInt32 = 0) throws(Errno) {
+        _ = try valueOrErrno { CLinux_renameat2(fromFD, from, toFD, to, flags) }
+    }
+
+    static func chown(_ dirFD: CInt, _ path: String, _ uid: uid_t, _ gid: gid_t) throws(Errno) {
+        _ = try valueOrErrno { fchownat(dirFD, path, uid, gid, CLinux_AT_SYMLINK_NOFOLLOW) }
+    }
+
+    static func chmod(_ dirFD: CInt, _ path: String, _ mode: mode_t) throws(Errno) {
+        _ = try valueOrErrno { fchmodat(dirFD, path, mode, 0) }
+    }
+
+    /// Sets access and modification times without following a final symbolic link.
+    static func setTimes(_ dirFD: CInt, _ path: String, access: timespec, modification: timespec) throws(Errno) {
+        var times = [access, modification]
+        _ = try valueOrErrno { utimensat(dirFD, path, &times, CLinux_AT_SYMLINK_NOFOLLOW) }
+    }
+
+    static func truncate(_ fd: CInt, _ size: off_t) throws(Errno) {
+        _ = try valueOrErrno { ftruncate(fd, size) }
+    }
+
+    static func sync(_ fd: CInt, dataOnly: Bool = false) throws(Errno) {
+        _ = try valueOrErrno { dataOnly ? fdatasync(fd) : fsync(fd) }
+    }
+
+    static func setXattr(_ path: String, _ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
+        _ = try valueOrErrno {
+            value.withUnsafeBytes { CLinux_lsetxattr(path, name, $0.baseAddress, $0.count, flags) }
+        }
+    }
+
+    static func removeXattr(_ path: String, _ name: String) throws(Errno) {
+        _ = try valueOrErrno { CLinux_lremovexattr(path, name) }
+    }
+
+    static func seek(_ fd: CInt, _ offset: off_t, _ whence: CInt) throws(Errno) -> off_t {
+        try valueOrErrno { lseek(fd, offset, whence) }
+    }
+
+    /// Copies `length` bytes in the kernel; returns how many were copied (0 at end of file).
+    static func copyRange(_ from: CInt, _ fromOffset: inout Int64, _ to: CInt, _ toOffset: inout Int64,
+                          _ length: Int) throws(Errno) -> Int {
+        try valueOrErrno { CLinux_copy_file_range(from, &fromOffset, to, &toOffset, length, 0) }
+    }
+
+    static func clone(_ to: CInt, from: CInt) throws(Errno) {
+        _ = try valueOrErrno { CLinux_ficlone(to, from) }
+    }
+}

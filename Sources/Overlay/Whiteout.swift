@@ -2,7 +2,12 @@ import Glibc
 
 /// The two on-disk forms of a deleted name (a character device 0/0 with the name itself, or an empty
 /// `.wh.NAME` file beside it) and the marker file form of an opaque directory (`.wh..wh..opq`).
-enum Whiteout {
+public enum Whiteout {
+    public enum Format: String, Sendable {
+        case device = "chardev"
+        case file
+    }
+
     static let prefix = ".wh."
     static let opaqueMarker = ".wh..wh..opq"
 

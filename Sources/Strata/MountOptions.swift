@@ -1,3 +1,5 @@
+import Overlay
+
 /// The `-o` option list as fuse-overlayfs reads it, sorted into overlay settings and libfuse mount options.
 public struct MountOptions: Equatable, Sendable {
     /// Top layer first, as written (not yet resolved).
@@ -9,6 +11,10 @@ public struct MountOptions: Equatable, Sendable {
     /// Seconds the kernel may cache entries and attributes.
     public var timeout: Double = 1_000_000_000
     public var threads = 1
+    /// Forced whiteout form (`whiteout=chardev|file`); nil writes what the kernel writes.
+    public var whiteout: Whiteout.Format?
+    /// `volatile` or `fsync=0`: no syncs, neither the callers' nor copy-up's.
+    public var skipSync = false
     /// One line per option that was not understood and is ignored.
     public var warnings: [String] = []
 
@@ -51,6 +57,16 @@ public struct MountOptions: Equatable, Sendable {
         case let ("timeout", value?):
             guard let seconds = Double(value), seconds >= 0 else { throw .invalid(option: option, reason: "not a number of seconds") }
             timeout = seconds
+        case let ("whiteout", value?):
+            guard let format = Whiteout.Format(rawValue: value) else {
+                throw .invalid(option: option, reason: "expected chardev or file")
+            }
+            whiteout = format
+        case ("volatile", nil):
+            skipSync = true
+        case let ("fsync", value?):
+            guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
+            skipSync = value == "0"
         case let ("threaded", value?):
             guard let flag = Int(value) else { throw .invalid(option: option, reason: "expected 0 or 1") }
             threads = flag == 0 ? 1 : 2

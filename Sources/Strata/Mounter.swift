@@ -15,11 +15,13 @@ public enum Mounter {
         if !(foreground || debug) { closeInheritedDescriptors() }
         let tree: OverlayTree
         do {
-            tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper))
+            let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)
+            tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper, workdir: plan.work,
+                                                     settings: settings))
         } catch {
             throw Failure(description: "opening the layers: \(error)")
         }
-        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout)
+        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout, skipSync: plan.options.skipSync)
         do {
             let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
             try session.mount(at: plan.mountpoint)

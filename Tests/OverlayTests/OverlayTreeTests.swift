@@ -12,7 +12,7 @@ final class OverlayTreeTests: XCTestCase {
     override func setUpWithError() throws {
         var template = Array("/tmp/strata-unit.XXXXXX".utf8CString)
         root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-        for layer in ["upper", "middle", "bottom"] { try make(layer, directory: true) }
+        for layer in ["upper", "middle", "bottom", "work"] { try make(layer, directory: true) }
     }
 
     override func tearDownWithError() throws {
@@ -35,7 +35,8 @@ final class OverlayTreeTests: XCTestCase {
     }
 
     private func tree(upper: Bool = true) throws -> OverlayTree {
-        try OverlayTree(stack: LayerStack(lowers: [root + "/middle", root + "/bottom"], upper: upper ? root + "/upper" : nil))
+        try OverlayTree(stack: LayerStack(lowers: [root + "/middle", root + "/bottom"], upper: upper ? root + "/upper" : nil,
+                                          workdir: root + "/work"))
     }
 
     private func names(_ tree: OverlayTree, _ node: NodeID) throws -> [String] {

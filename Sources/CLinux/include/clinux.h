@@ -16,10 +16,14 @@ extern const int CLinux_AT_SYMLINK_NOFOLLOW;
 extern const unsigned int CLinux_RENAME_NOREPLACE;
 extern const unsigned int CLinux_RENAME_EXCHANGE;
 extern const unsigned int CLinux_RENAME_WHITEOUT;
+extern const int CLinux_SEEK_DATA;
+extern const int CLinux_SEEK_HOLE;
+extern const long CLinux_UTIME_OMIT;
 
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);
 int CLinux_ficlone(int dest_fd, int src_fd);
+int CLinux_fallocate(int fd, int mode, int64_t offset, int64_t length);
 
 ssize_t CLinux_lgetxattr(const char *path, const char *name, void *value, size_t size);
 ssize_t CLinux_llistxattr(const char *path, char *list, size_t size);

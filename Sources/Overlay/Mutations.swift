@@ -1,0 +1,259 @@
+import CLinux
+import Glibc
+import SystemPackage
+
+/// What `create` makes.
+public enum NewObject: Sendable {
+    case file(mode: mode_t, flags: Int32)
+    case directory(mode: mode_t)
+    case special(mode: mode_t, device: dev_t)
+    case symlink(target: [UInt8])
+    case hardLink(to: NodeID)
+}
+
+/// Every change goes to the upper layer: lower objects are copied up first, lower names are hidden by
+/// whiteouts, and the node table follows each name that moves or disappears.
+extension OverlayTree {
+    /// Makes sure the object behind `id` lives in the upper layer, copying it and its parents up first.
+    @discardableResult
+    func copyUp(_ id: NodeID, data: Bool = true) throws(Errno) -> Node {
+        try copyUp(path: inodes.node(id).path, data: data)
+    }
+
+    private func copyUp(path: String, data: Bool) throws(Errno) -> Node {
+        let node: Node
+        if let id = inodes.id(ofPath: path) { node = try inodes.node(id) } else { node = try unboundNode(path) }
+        if stack.layers[node.layers[0]].isUpper { return node }
+        if !path.isEmpty {
+            let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
+            try copyUp(path: parent, data: true)
+        }
+        try stack.copyUp(path, from: node.layers[0], inode: node.inode, data: data)
+        let layers = try stack.attributes(of: node).isDirectory ? [0] + node.layers : [0]
+        inodes.update(path, layers: layers)
+        var copied = node
+        copied.layers = layers
+        copied.isMerged = layers.count > 1
+        return copied
+    }
+
+    /// A path's node when the kernel holds none for it (a parent it already forgot): resolved from the root.
+    private func unboundNode(_ path: String) throws(Errno) -> Node {
+        var layers = try inodes.node(.root).layers
+        var current = ""
+        var resolution: Resolution?
+        for name in path.split(separator: "/") {
+            current = current.isEmpty ? String(name) : current + "/" + name
+            resolution = try stack.resolve(current, name: String(name), parentLayers: layers)
+            layers = resolution!.layers
+        }
+        guard let resolution else { return try inodes.node(.root) }
+        return Node(path: path, layers: resolution.layers, inode: resolution.inode, isMerged: resolution.isMerged, lookups: 0)
+    }
+
+    private func child(_ parent: Node, _ name: String) -> String {
+        parent.path.isEmpty ? name : parent.path + "/" + name
+    }
+
+    private func existing(_ parent: Node, _ name: String) throws(Errno) -> Resolution? {
+        do {
+            return try stack.resolve(child(parent, name), name: name, parentLayers: parent.layers)
+        } catch .noSuchFileOrDirectory {
+            return nil
+        }
+    }
+
+    /// Creates `name` in `parent`, owned by `owner`; for a file also opens it (with `flags`).
+    public func create(parent: NodeID, name: String, _ object: NewObject,
+                       owner: (uid: uid_t, gid: gid_t)) throws(Errno) -> (Entry, FileDescriptor?) {
+        if Whiteout.isReserved(name) { throw .invalidArgument }
+        let parentNode = try copyUp(parent)
+        if try existing(parentNode, name) != nil { throw .fileExists }
+        let (upper, work) = try stack.writable()
+        let path = child(parentNode, name)
+        var linkSource: String?
+        if case let .hardLink(target) = object {
+            linkSource = try copyUp(target).path
+        }
+        let whiteout = try stack.upperWhiteout(path, name: name)
+        // Over a device whiteout the object is built aside and swapped in; elsewhere it is made in place.
+        let staged = whiteout == .device ? work.temporaryName() : nil
+        let (dirFD, target) = staged.map { (work.fd, $0) } ?? (upper.rootFD, path)
+        var descriptor: FileDescriptor?
+        var made = false
+        do {
+            switch object {
+            case let .file(mode, flags):
+                let access = flags & O_ACCMODE == O_RDONLY ? O_RDWR : flags & O_ACCMODE
+                let fd = try Sys.open(dirFD, target, access | (flags & O_APPEND) | O_CREAT | O_EXCL, mode & 0o7777)
+                descriptor = FileDescriptor(rawValue: fd)
+            case let .directory(mode):
+                try Sys.mkdir(dirFD, target, mode & 0o7777)
+                // A directory made where a lower one was deleted must not show the deleted contents.
+                if whiteout != nil {
+                    try stack.markOpaque(staged.map { work.path + "/" + $0 } ?? upper.absolute(path))
+                }
+            case let .special(mode, device):
+                try Sys.mknod(dirFD, target, mode, device)
+            case let .symlink(destination):
+                try Sys.symlink(destination, dirFD, target)
+            case .hardLink:
+                try Sys.link(upper.rootFD, linkSource!, dirFD, target)
+            }
+            made = true
+            if linkSource == nil { try Sys.chown(dirFD, target, owner.uid, owner.gid) }
+            if let staged { try stack.replace(path, try Sys.stat(upper.rootFD, path), with: staged, upper, work) }
+            if whiteout == .file { try stack.removeWhiteoutMarker(path, name: name) }
+        } catch {
+            if let descriptor { try? descriptor.close() }
+            if let staged {
+                work.discard(staged)
+            } else if made {
+                try? Sys.unlink(upper.rootFD, path, directory: object.isDirectory)
+            }
+            throw error
+        }
+        return (try lookup(parent: parent, name: name), descriptor)
+    }
+
+    /// unlink and rmdir: the name disappears from the merged view, by a whiteout where a lower layer holds it.
+    public func remove(parent: NodeID, name: String, directory: Bool) throws(Errno) {
+        let parentNode = try inodes.node(parent)
+        let path = child(parentNode, name)
+        guard let resolution = try existing(parentNode, name) else { throw .noSuchFileOrDirectory }
+        if directory != resolution.top.isDirectory { throw directory ? .notDirectory : .isDirectory }
+        if directory, try !stack.mergedEntries(of: path, layers: resolution.layers).isEmpty { throw .directoryNotEmpty }
+        try copyUp(parent)
+        let inUpper = stack.layers[resolution.layers[0]].isUpper
+        var uncovers = resolution.layers.contains { !stack.layers[$0].isUpper }
+        if !uncovers, inUpper, !resolution.top.isDirectory {
+            uncovers = try stack.lowerHolds(path, name: name, parentLayers: parentNode.layers)
+        }
+        if uncovers {
+            try stack.placeWhiteout(path, name: name)
+        } else {
+            try stack.removeUpperEntry(path, resolution.top)
+        }
+        inodes.detach(path)
+    }
+
+    /// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE.
+    public func rename(parent: NodeID, name: String, newParent: NodeID, newName: String, flags: UInt32) throws(Errno) {
+        if Whiteout.isReserved(newName) { throw .invalidArgument }
+        let sourceParent = try inodes.node(parent), targetParent = try inodes.node(newParent)
+        let from = child(sourceParent, name), to = child(targetParent, newName)
+        guard let source = try existing(sourceParent, name) else { throw .noSuchFileOrDirectory }
+        let target = try existing(targetParent, newName)
+        if from == to { return }
+        // A directory with lower contents would need a redirect to move; until then, EXDEV makes mv copy it.
+        func hasLowerDirectory(_ resolution: Resolution?) -> Bool {
+            guard let resolution, resolution.top.isDirectory else { return false }
+            return resolution.layers.contains { !stack.layers[$0].isUpper }
+        }
+        if hasLowerDirectory(source) || (flags & CLinux_RENAME_EXCHANGE != 0 && hasLowerDirectory(target)) {
+            throw .improperLink
+        }
+        if flags & CLinux_RENAME_NOREPLACE != 0, target != nil { throw .fileExists }
+        if flags & CLinux_RENAME_EXCHANGE != 0 {
+            guard target != nil else { throw .noSuchFileOrDirectory }
+            try copyUp(path: from, data: true)
+            try copyUp(path: to, data: true)
+            let (upper, _) = try stack.writable()
+            try Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_EXCHANGE)
+            inodes.exchange(from, to)
+            return
+        }
+        if let target {
+            if source.top.isDirectory, !target.top.isDirectory { throw .notDirectory }
+            if !source.top.isDirectory, target.top.isDirectory { throw .isDirectory }
+            if target.top.isDirectory, try !stack.mergedEntries(of: to, layers: target.layers).isEmpty {
+                throw .directoryNotEmpty
+            }
+        }
+        try copyUp(path: from, data: true)
+        try copyUp(newParent)
+        let (upper, _) = try stack.writable()
+        if source.top.isDirectory {
+            // A directory moving where a lower one is (whited out, or empty in the merged view) must hide it.
+            if try stack.lowerHolds(to, name: newName, parentLayers: targetParent.layers) {
+                try stack.markOpaque(upper.absolute(from))
+            }
+            // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
+            if let upperTarget = try Sys.statIfPresent(upper.rootFD, to) { try stack.removeUpperEntry(to, upperTarget) }
+        }
+        let targetMarker = try stack.upperWhiteout(to, name: newName) == .file
+        var uncovers = source.layers.contains { !stack.layers[$0].isUpper }
+        if !uncovers { uncovers = try stack.lowerHolds(from, name: name, parentLayers: sourceParent.layers) }
+        if uncovers, stack.settings.whiteout != .file,
+           (try? Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_WHITEOUT)) != nil {
+            // The kernel left a device whiteout at the old name in the same step.
+        } else {
+            try Sys.rename(upper.rootFD, from, upper.rootFD, to)
+            if uncovers { try stack.placeWhiteout(from, name: name) }
+        }
+        if targetMarker { try stack.removeWhiteoutMarker(to, name: newName) }
+        inodes.move(from, to: to)
+    }
+
+    public struct AttributeChanges: Sendable {
+        public var mode: mode_t?
+        public var uid: uid_t?
+        public var gid: gid_t?
+        public var size: off_t?
+        public var access: timespec?
+        public var modification: timespec?
+        public init() {}
+    }
+
+    /// chmod, chown, truncate and utimensat, on the upper copy; `descriptor` is the caller's open file, if any.
+    public func setAttributes(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat {
+        let node = try copyUp(id, data: changes.size != 0)
+        let (upper, _) = try stack.writable()
+        let path = upper.relative(node.path)
+        if changes.uid != nil || changes.gid != nil {
+            try Sys.chown(upper.rootFD, path, changes.uid ?? uid_t.max, changes.gid ?? gid_t.max)
+        }
+        if let mode = changes.mode { try Sys.chmod(upper.rootFD, path, mode & 0o7777) }
+        if let size = changes.size {
+            if let descriptor {
+                try Sys.truncate(descriptor, size)
+            } else {
+                let fd = try Sys.open(upper.rootFD, path, O_WRONLY | CLinux_O_NOFOLLOW)
+                defer { Sys.close(fd) }
+                try Sys.truncate(fd, size)
+            }
+        }
+        if changes.access != nil || changes.modification != nil {
+            let omit = timespec(tv_sec: 0, tv_nsec: CLinux_UTIME_OMIT)
+            try Sys.setTimes(upper.rootFD, path, access: changes.access ?? omit, modification: changes.modification ?? omit)
+        }
+        return try attributes(of: id)
+    }
+
+    /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
+    public func openForWriting(_ id: NodeID, flags: Int32) throws(Errno) -> FileDescriptor {
+        let node = try copyUp(id, data: flags & O_TRUNC == 0)
+        let (upper, _) = try stack.writable()
+        let kept = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
+        return FileDescriptor(rawValue: try Sys.open(upper.rootFD, upper.relative(node.path), kept | CLinux_O_NOFOLLOW))
+    }
+
+    public func setExtendedAttribute(_ id: NodeID, name: String, value: [UInt8], flags: CInt) throws(Errno) {
+        if PrivateXattr.isPrivate(name) { throw .notSupported }
+        let node = try copyUp(id)
+        try Sys.setXattr(try stack.writable().0.absolute(node.path), name, value, flags: flags)
+    }
+
+    public func removeExtendedAttribute(_ id: NodeID, name: String) throws(Errno) {
+        if PrivateXattr.isPrivate(name) { throw .notSupported }
+        let node = try copyUp(id)
+        try Sys.removeXattr(try stack.writable().0.absolute(node.path), name)
+    }
+}
+
+extension NewObject {
+    var isDirectory: Bool {
+        if case .directory = self { return true }
+        return false
+    }
+}

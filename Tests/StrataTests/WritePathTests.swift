@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+
+/// Changes made through Strata compared with the same changes made through kernel overlayfs, and the upper
+/// layers each leaves behind read by the other.
+final class WritePathTests: XCTestCase {
+    var scratch: Scratch!
+
+    override func setUp() { scratch = Scratch() }
+    override func tearDown() { scratch.remove() }
+
+    private func mounted(_ kind: String, _ stack: String, workdir: String, _ body: (String) -> Void) {
+        let mountpoint = scratch.sub("\(kind)-\(UUID().uuidString)")
+        Shell.bash("mkdir -p \(mountpoint) \(workdir)")
+        let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(workdir)"
+        let outcome = kind == "kernel" ? Mounts.kernelOverlay(options, at: mountpoint) : Mounts.strata(options, at: mountpoint)
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        defer { Mounts.unmount(mountpoint) }
+        body(mountpoint)
+    }
+
+    private func view(_ root: String) -> [String: [String: Any]] {
+        let outcome = Shell.run(["python3", Paths.fixtures + "/snapshot.py", root, "--no-ino", "--stable-times"], timeout: 300)
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        var view: [String: [String: Any]] = [:]
+        for line in outcome.output.split(separator: "\n") {
+            guard var record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let path = record.removeValue(forKey: "path") as? String else { continue }
+            view[path] = record
+        }
+        return view
+    }
+
+    func testChangesMatchTheKernelAndEachReadsTheOthersUpperLayer() {
+        let kernelStack = scratch.makeStack("kernel-stack")
+        let strataStack = scratch.makeStack("strata-stack")
+        let change = Paths.fixtures + "/change-stack.sh"
+        var kernelView: [String: [String: Any]] = [:], strataView: [String: [String: Any]] = [:]
+        mounted("kernel", kernelStack, workdir: kernelStack + "/kernel-work") { mnt in
+            Shell.bash("'\(change)' \(mnt)")
+            kernelView = view(mnt)
+        }
+        mounted("strata", strataStack, workdir: strataStack + "/work") { mnt in
+            Shell.bash("'\(change)' \(mnt)")
+            strataView = view(mnt)
+        }
+        assertSameView(kernelView, strataView, "after the same changes, Strata vs kernel")
+        XCTAssertEqual(strataView["opq3/file"]?["size"] as? Int, 6)
+        XCTAssertNil(strataView["opq3/old3"]); XCTAssertNil(strataView["opq3/new3"])
+
+        mounted("kernel", strataStack, workdir: strataStack + "/kernel-work") { mnt in
+            assertSameView(strataView, view(mnt), "kernel overlayfs reading Strata's upper layer")
+        }
+        mounted("strata", kernelStack, workdir: kernelStack + "/work") { mnt in
+            assertSameView(kernelView, view(mnt), "Strata reading the kernel's upper layer")
+        }
+        // Nothing staged is left behind, and no marker files: the kernel writes device whiteouts, so does Strata.
+        XCTAssertEqual(Shell.bash("ls -A \(strataStack)/work/work"), "")
+        XCTAssertEqual(Shell.bash("find \(strataStack)/upper -name '.wh.*'"), "")
+    }
+
+    func testForcedFileWhiteoutsReadTheSame() {
+        let stack = scratch.makeStack("stack", format: "files")
+        let reference = scratch.makeStack("reference")
+        var expected: [String: [String: Any]] = [:]
+        mounted("kernel", reference, workdir: reference + "/kernel-work") { mnt in
+            Shell.bash("rm \(mnt)/etc/passwd && rm -rf \(mnt)/merged && mkdir \(mnt)/merged && echo x > \(mnt)/merged/x")
+            expected = view(mnt)
+        }
+        let mnt = scratch.sub("forced")
+        Shell.bash("mkdir -p \(mnt)")
+        let layers = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(stack)/work,whiteout=file"
+        XCTAssertEqual(Mounts.strata(layers, at: mnt).status, 0)
+        Shell.bash("rm \(mnt)/etc/passwd && rm -rf \(mnt)/merged && mkdir \(mnt)/merged && echo x > \(mnt)/merged/x")
+        assertSameView(expected, view(mnt), "file whiteouts vs kernel")
+        Mounts.unmount(mnt)
+        // bin/.wh.sh came with the fixture; merged, made again after its deletion, is an opaque directory now.
+        XCTAssertEqual(Shell.bash("cd \(stack)/upper && find . -name '.wh.*' | sort"), "./bin/.wh.sh\n./etc/.wh.passwd\n")
+        XCTAssertEqual(Shell.bash("getfattr --only-values -n trusted.overlay.opaque \(stack)/upper/merged"), "y")
+        XCTAssertEqual(Shell.bash("find \(stack)/upper -type c"), "")
+    }
+
+    func testCopyUpKeepsContentModeOwnerTimesXattrsAndInode() {
+        let stack = scratch.makeStack("stack")
+        Shell.bash("setfattr -n user.origin -v kept \(stack)/l3/perms/owned")
+        let mnt = scratch.sub("mnt")
+        Shell.bash("mkdir -p \(mnt)")
+        let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(stack)/work"
+        XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
+        let before = Shell.bash("stat -c '%i %a %u %g %Y' \(mnt)/perms/owned \(mnt)/data/sparse")
+        Shell.bash("setfattr -n user.touched -v 1 \(mnt)/perms/owned; printf y | dd of=\(mnt)/data/sparse bs=1 seek=9000000 conv=notrunc status=none")
+        let after = Shell.bash("stat -c '%i %a %u %g %Y' \(mnt)/perms/owned \(mnt)/data/sparse")
+        XCTAssertEqual(before.split(separator: "\n")[0], after.split(separator: "\n")[0])
+        XCTAssertEqual(before.split(separator: "\n")[1].split(separator: " ")[0], after.split(separator: "\n")[1].split(separator: " ")[0])
+        XCTAssertTrue(Shell.bash("getfattr -d \(mnt)/perms/owned").contains("user.origin=\"kept\""))
+        Mounts.unmount(mnt)
+        // Holes stay holes in the upper copy, and the inode numbers survive a remount.
+        let blocks = Int(Shell.bash("stat -c %b \(stack)/upper/data/sparse").trimmingCharacters(in: .whitespacesAndNewlines))!
+        XCTAssertLessThan(blocks, 1000)
+        XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
+        defer { Mounts.unmount(mnt) }
+        XCTAssertEqual(after, Shell.bash("stat -c '%i %a %u %g %Y' \(mnt)/perms/owned \(mnt)/data/sparse"))
+    }
+}
