@@ -9,7 +9,8 @@ public protocol FileSystem: Sendable {
 
     func lookup(_ context: RequestContext, parent: UInt64, name: String) throws(Errno) -> Entry
     func forget(node: UInt64, lookups: UInt64)
-    func attributes(node: UInt64) throws(Errno) -> Attributes
+    /// `handle` is the caller's open file when it asked through one (fstat), which may be unlinked by now.
+    func attributes(node: UInt64, handle: UInt64?) throws(Errno) -> Attributes
     func readlink(node: UInt64) throws(Errno) -> [UInt8]
     func open(_ context: RequestContext, node: UInt64, flags: Int32) throws(Errno) -> OpenHandle
     func read(node: UInt64, handle: UInt64, size: Int, offset: Int64) throws(Errno) -> ReadData

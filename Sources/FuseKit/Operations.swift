@@ -41,8 +41,9 @@ extension fuse_lowlevel_ops {
             }
             Reply(request!).none()
         }
-        ops.getattr = { request, node, _ in
-            respond(request) { fs throws(Errno) in .attributes(try fs.attributes(node: node)) }
+        ops.getattr = { request, node, info in
+            let handle = info.map { $0.pointee.fh }
+            respond(request) { fs throws(Errno) in .attributes(try fs.attributes(node: node, handle: handle)) }
         }
         ops.readlink = { request, node in
             respond(request) { fs throws(Errno) in .readlink(try fs.readlink(node: node)) }

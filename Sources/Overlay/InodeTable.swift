@@ -17,6 +17,8 @@ struct Node: Sendable {
     var lookups: UInt64
     /// Unlinked, or replaced by a rename, while the kernel still holds it: its path names something else now.
     var detached = false
+    /// Backing files the caller has open, through which a detached node still answers getattr.
+    var openDescriptors: [CInt] = []
 }
 
 /// Node ids handed to the kernel, each alive until the kernel forgets every lookup of it. One lock guards the
@@ -38,9 +40,9 @@ final class InodeTable: Sendable {
         state = Mutex(initial)
     }
 
-    func node(_ id: NodeID) throws(Errno) -> Node {
+    func node(_ id: NodeID, includingDetached: Bool = false) throws(Errno) -> Node {
         guard let node = state.withLock({ $0.nodes[id.rawValue] }) else { throw .staleNFSFileHandle }
-        if node.detached { throw .noSuchFileOrDirectory }
+        if node.detached, !includingDetached { throw .noSuchFileOrDirectory }
         return node
     }
 
@@ -82,6 +84,14 @@ final class InodeTable: Sendable {
     }
 
     var count: Int { state.withLock { $0.nodes.count } }
+
+    func opened(_ id: NodeID, _ fd: CInt) {
+        state.withLock { $0.nodes[id.rawValue]?.openDescriptors.append(fd) }
+    }
+
+    func closed(_ id: NodeID, _ fd: CInt) {
+        state.withLock { $0.nodes[id.rawValue]?.openDescriptors.removeAll { $0 == fd } }
+    }
 
     /// Records that the node at `path` now lives in other layers (after a copy-up).
     func update(_ path: String, layers: [Int]) {

@@ -37,9 +37,21 @@ public final class OverlayTree: Sendable {
     /// How many nodes the kernel holds: a measure of the daemon's memory that forget must keep bounded.
     public var nodeCount: Int { inodes.count }
 
-    public func attributes(of node: NodeID) throws(Errno) -> stat {
-        try stack.attributes(of: inodes.node(node))
+    /// Read through an open descriptor when the caller passes one or the name is gone (an unlinked open file).
+    public func attributes(of node: NodeID, descriptor: CInt? = nil) throws(Errno) -> stat {
+        let kept = try inodes.node(node, includingDetached: true)
+        guard let fd = descriptor ?? (kept.detached ? kept.openDescriptors.first : nil) else {
+            if kept.detached { throw .noSuchFileOrDirectory }
+            return try stack.attributes(of: kept)
+        }
+        var info = try Sys.fstat(fd)
+        info.st_ino = ino_t(kept.inode)
+        return info
     }
+
+    /// Open files are registered so that getattr can reach them once their name is gone.
+    public func opened(_ node: NodeID, _ descriptor: FileDescriptor) { inodes.opened(node, descriptor.rawValue) }
+    public func closed(_ node: NodeID, _ descriptor: CInt) { inodes.closed(node, descriptor) }
 
     public func readlink(_ node: NodeID) throws(Errno) -> [UInt8] {
         let node = try inodes.node(node)

@@ -35,8 +35,8 @@ public final class StrataFileSystem: FileSystem {
         tree.forget(NodeID(node), lookups: lookups)
     }
 
-    public func attributes(node: UInt64) throws(Errno) -> Attributes {
-        Attributes(try tree.attributes(of: NodeID(node)), timeout: timeout)
+    public func attributes(node: UInt64, handle: UInt64?) throws(Errno) -> Attributes {
+        Attributes(try tree.attributes(of: NodeID(node), descriptor: handle.map { CInt($0) }), timeout: timeout)
     }
 
     public func readlink(node: UInt64) throws(Errno) -> [UInt8] {
@@ -46,6 +46,7 @@ public final class StrataFileSystem: FileSystem {
     public func open(_ context: RequestContext, node: UInt64, flags: Int32) throws(Errno) -> OpenHandle {
         let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
         let descriptor = writing ? try tree.openForWriting(NodeID(node), flags: flags) : try tree.openForReading(NodeID(node))
+        tree.opened(NodeID(node), descriptor)
         return OpenHandle(handle: UInt64(descriptor.rawValue), keepCache: true)
     }
 
@@ -54,6 +55,7 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func release(node: UInt64, handle: UInt64) {
+        tree.closed(NodeID(node), CInt(handle))
         close(CInt(handle))
     }
 
@@ -98,6 +100,7 @@ public final class StrataFileSystem: FileSystem {
     public func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
                        flags: Int32) throws(Errno) -> (Entry, OpenHandle) {
         let (created, descriptor) = try make(context, parent, name, .file(mode: mode, flags: flags))
+        tree.opened(NodeID(created.node), descriptor!)
         return (created, OpenHandle(handle: UInt64(descriptor!.rawValue)))
     }
 
