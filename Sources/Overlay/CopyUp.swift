@@ -5,22 +5,23 @@ import SystemPackage
 /// Copying an object from a lower layer into the upper one: built in the work directory with its content,
 /// owner, mode, extended attributes and times, then renamed into place in one step.
 extension LayerStack {
-    /// Copies `path` from layer `source` to the same path in the upper layer, whose parent must already exist
+    /// Copies `source` (a lower layer's object) to `path` in the upper layer, whose parent must already exist
     /// there. `data: false` copies only metadata (for an open with O_TRUNC). `inode` is the number the file
     /// showed, recorded so that it keeps showing it.
-    func copyUp(_ path: String, from source: Int, inode: UInt64, data: Bool) throws(Errno) {
+    func copyUp(_ path: String, from source: Source, inode: UInt64, data: Bool) throws(Errno) {
         let (upper, work) = try writable()
-        let lower = layers[source]
-        let info = try Sys.stat(lower.rootFD, path)
+        let lower = layers[source.layer]
+        let lowerPath = source.path
+        let info = try Sys.stat(lower.rootFD, lowerPath)
         let temporary = work.temporaryName()
         do {
             switch info.fileType {
-            case S_IFREG: try copyContent(lower, path, size: info.st_size, to: work, temporary, data: data)
+            case S_IFREG: try copyContent(lower, lowerPath, size: info.st_size, to: work, temporary, data: data)
             case S_IFDIR: try Sys.mkdir(work.fd, temporary, 0o700)
-            case S_IFLNK: try Sys.symlink(Sys.readlink(lower.rootFD, path), work.fd, temporary)
+            case S_IFLNK: try Sys.symlink(Sys.readlink(lower.rootFD, lowerPath), work.fd, temporary)
             default: try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
             }
-            try copyMetadata(from: lower.absolute(path), info, to: work, temporary)
+            try copyMetadata(from: lower.absolute(lowerPath), info, to: work, temporary)
             if !info.isDirectory { try OriginInode.record(inode, at: work.path + "/" + temporary) }
             try Sys.setTimes(work.fd, temporary, access: info.st_atim, modification: info.st_mtim)
             // Moving the copy in touches its parent; a copy-up is no change to the parent, so its times stay.

@@ -11,9 +11,9 @@ public struct DirectoryEntry: Sendable, Equatable {
 }
 
 extension LayerStack {
-    /// The merged listing of a directory served by `layerIndices`: each name once, from the highest layer that
+    /// The merged listing of a directory served by `sources`: each name once, from the highest layer that
     /// holds it, minus names an upper layer whites out, minus the whiteouts and markers themselves.
-    func mergedEntries(of path: String, layers layerIndices: [Int]) throws(Errno) -> [DirectoryEntry] {
+    func mergedEntries(_ sources: [Source]) throws(Errno) -> [DirectoryEntry] {
         var entries: [DirectoryEntry] = []
         var positions: [String: Int] = [:]
         var hidden: Set<String> = []
@@ -21,8 +21,9 @@ extension LayerStack {
         // is the lower one's (see `Resolution`), which readdir has to report just as stat does.
         var awaitingOrigin: Set<String> = []
 
-        for index in layerIndices {
-            let layer = layers[index]
+        for source in sources {
+            let layer = layers[source.layer]
+            let path = source.path
             var whitedOut: [String] = []
             try forEachEntry(layer, path) { (name, info: EntryInfo) in
                 if let target = Whiteout.hiddenName(byMarker: name) {
@@ -35,8 +36,9 @@ extension LayerStack {
                 }
                 if let position = positions[name] {
                     guard awaitingOrigin.remove(name) != nil else { return }
-                    let child = path.isEmpty ? name : path + "/" + name
-                    if info.type == UInt8(DT_DIR), !OpaqueDirectory.isOpaque(self.layers[0], child) {
+                    let upper = sources[0].child(name)
+                    if info.type == UInt8(DT_DIR), !OpaqueDirectory.isOpaque(self.layers[upper.layer], upper.path),
+                       Redirect.read(self.layers[upper.layer].absolute(upper.path)) == nil {
                         let upper = entries[position]
                         entries[position] = DirectoryEntry(name: name, inode: self.inodeNumbers.number(
                             backing: info.inode, device: layer.device), type: upper.type)

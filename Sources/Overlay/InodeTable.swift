@@ -11,7 +11,7 @@ public struct NodeID: Hashable, Sendable {
 /// What the engine remembers about a path the kernel holds: no descriptor, only where it lives.
 struct Node: Sendable {
     var path: String
-    var layers: [Int]
+    var sources: [Source]
     var inode: UInt64
     var isMerged: Bool
     var lookups: UInt64
@@ -34,7 +34,7 @@ final class InodeTable: Sendable {
 
     init(root: Resolution) {
         var initial = State()
-        initial.nodes[NodeID.root.rawValue] = Node(path: "", layers: root.layers, inode: root.inode,
+        initial.nodes[NodeID.root.rawValue] = Node(path: "", sources: root.sources, inode: root.inode,
                                                    isMerged: root.isMerged, lookups: 1)
         initial.idsByPath[""] = NodeID.root.rawValue
         state = Mutex(initial)
@@ -54,7 +54,7 @@ final class InodeTable: Sendable {
     func remember(_ path: String, _ resolution: Resolution) -> NodeID {
         state.withLock { state in
             if let id = state.idsByPath[path] {
-                state.nodes[id]!.layers = resolution.layers
+                state.nodes[id]!.sources = resolution.sources
                 state.nodes[id]!.inode = resolution.inode
                 state.nodes[id]!.isMerged = resolution.isMerged
                 state.nodes[id]!.lookups += 1
@@ -62,7 +62,7 @@ final class InodeTable: Sendable {
             }
             let id = state.nextID
             state.nextID += 1
-            state.nodes[id] = Node(path: path, layers: resolution.layers, inode: resolution.inode,
+            state.nodes[id] = Node(path: path, sources: resolution.sources, inode: resolution.inode,
                                    isMerged: resolution.isMerged, lookups: 1)
             state.idsByPath[path] = id
             return NodeID(id)
@@ -85,6 +85,8 @@ final class InodeTable: Sendable {
 
     var count: Int { state.withLock { $0.nodes.count } }
 
+    var rootSources: [Source] { state.withLock { $0.nodes[NodeID.root.rawValue]!.sources } }
+
     func opened(_ id: NodeID, _ fd: CInt) {
         state.withLock { $0.nodes[id.rawValue]?.openDescriptors.append(fd) }
     }
@@ -93,12 +95,12 @@ final class InodeTable: Sendable {
         state.withLock { $0.nodes[id.rawValue]?.openDescriptors.removeAll { $0 == fd } }
     }
 
-    /// Records that the node at `path` now lives in other layers (after a copy-up).
-    func update(_ path: String, layers: [Int]) {
+    /// Records that the node at `path` now lives in other sources (after a copy-up).
+    func update(_ path: String, sources: [Source]) {
         state.withLock { state in
             guard let id = state.idsByPath[path] else { return }
-            state.nodes[id]!.layers = layers
-            state.nodes[id]!.isMerged = layers.count > 1
+            state.nodes[id]!.sources = sources
+            state.nodes[id]!.isMerged = sources.count > 1
         }
     }
 
@@ -112,8 +114,9 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// Moves `from` and everything below it to `to`, detaching whatever was bound there.
-    func move(_ from: String, to: String) {
+    /// Moves `from` and everything below it to `to`, detaching whatever was bound there. Only the upper
+    /// layer's paths move: lower layers keep their contents where they were (the redirect points there).
+    func move(_ from: String, to: String, upperLayer: Int?) {
         state.withLock { state in
             for id in Self.ids(under: to, in: state) {
                 state.idsByPath[state.nodes[id]!.path] = nil
@@ -125,13 +128,16 @@ final class InodeTable: Sendable {
                 let old = state.nodes[id]!.path
                 let new = to + old.dropFirst(from.count)
                 state.nodes[id]!.path = new
+                state.nodes[id]!.sources = state.nodes[id]!.sources.map {
+                    $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
+                }
                 state.idsByPath[new] = id
             }
         }
     }
 
-    /// Swaps two bound paths and what lies below them (RENAME_EXCHANGE).
-    func exchange(_ a: String, _ b: String) {
+    /// Swaps two bound paths and what lies below them (RENAME_EXCHANGE), both of which live in the upper layer.
+    func exchange(_ a: String, _ b: String, upperLayer: Int?) {
         state.withLock { state in
             let first = Self.ids(under: a, in: state), second = Self.ids(under: b, in: state)
             for id in first + second { state.idsByPath[state.nodes[id]!.path] = nil }
@@ -139,6 +145,9 @@ final class InodeTable: Sendable {
                 for id in ids {
                     let new = to + state.nodes[id]!.path.dropFirst(from.count)
                     state.nodes[id]!.path = new
+                    state.nodes[id]!.sources = state.nodes[id]!.sources.map {
+                        $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
+                    }
                     state.idsByPath[new] = id
                 }
             }

@@ -23,32 +23,32 @@ extension OverlayTree {
     private func copyUp(path: String, data: Bool) throws(Errno) -> Node {
         let node: Node
         if let id = inodes.id(ofPath: path) { node = try inodes.node(id) } else { node = try unboundNode(path) }
-        if stack.layers[node.layers[0]].isUpper { return node }
+        if stack.layers[node.sources[0].layer].isUpper { return node }
         if !path.isEmpty {
             let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
             try copyUp(path: parent, data: true)
         }
-        try stack.copyUp(path, from: node.layers[0], inode: node.inode, data: data)
-        let layers = try stack.attributes(of: node).isDirectory ? [0] + node.layers : [0]
-        inodes.update(path, layers: layers)
+        try stack.copyUp(path, from: node.sources[0], inode: node.inode, data: data)
+        let upper = Source(layer: 0, path: path)
+        let sources = try stack.attributes(of: node).isDirectory ? [upper] + node.sources : [upper]
+        inodes.update(path, sources: sources)
         var copied = node
-        copied.layers = layers
-        copied.isMerged = layers.count > 1
+        copied.sources = sources
+        copied.isMerged = sources.count > 1
         return copied
     }
 
     /// A path's node when the kernel holds none for it (a parent it already forgot): resolved from the root.
     private func unboundNode(_ path: String) throws(Errno) -> Node {
-        var layers = try inodes.node(.root).layers
-        var current = ""
+        let root = inodes.rootSources
+        var sources = root
         var resolution: Resolution?
         for name in path.split(separator: "/") {
-            current = current.isEmpty ? String(name) : current + "/" + name
-            resolution = try stack.resolve(current, name: String(name), parentLayers: layers)
-            layers = resolution!.layers
+            resolution = try stack.resolve(String(name), in: sources, root: root)
+            sources = resolution!.sources
         }
         guard let resolution else { return try inodes.node(.root) }
-        return Node(path: path, layers: resolution.layers, inode: resolution.inode, isMerged: resolution.isMerged, lookups: 0)
+        return Node(path: path, sources: resolution.sources, inode: resolution.inode, isMerged: resolution.isMerged, lookups: 0)
     }
 
     private func child(_ parent: Node, _ name: String) -> String {
@@ -57,7 +57,7 @@ extension OverlayTree {
 
     private func existing(_ parent: Node, _ name: String) throws(Errno) -> Resolution? {
         do {
-            return try stack.resolve(child(parent, name), name: name, parentLayers: parent.layers)
+            return try stack.resolve(name, in: parent.sources, root: inodes.rootSources)
         } catch .noSuchFileOrDirectory {
             return nil
         }
@@ -122,14 +122,10 @@ extension OverlayTree {
         let path = child(parentNode, name)
         guard let resolution = try existing(parentNode, name) else { throw .noSuchFileOrDirectory }
         if directory != resolution.top.isDirectory { throw directory ? .notDirectory : .isDirectory }
-        if directory, try !stack.mergedEntries(of: path, layers: resolution.layers).isEmpty { throw .directoryNotEmpty }
+        if directory, try !stack.mergedEntries(resolution.sources).isEmpty { throw .directoryNotEmpty }
         try copyUp(parent)
-        let inUpper = stack.layers[resolution.layers[0]].isUpper
-        var uncovers = resolution.layers.contains { !stack.layers[$0].isUpper }
-        if !uncovers, inUpper, !resolution.top.isDirectory {
-            uncovers = try stack.lowerHolds(path, name: name, parentLayers: parentNode.layers)
-        }
-        if uncovers {
+        // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
+        if stack.lowerHolds(name, in: parentNode.sources, root: inodes.rootSources) {
             try stack.placeWhiteout(path, name: name)
         } else {
             try stack.removeUpperEntry(path, resolution.top)
@@ -145,12 +141,9 @@ extension OverlayTree {
         guard let source = try existing(sourceParent, name) else { throw .noSuchFileOrDirectory }
         let target = try existing(targetParent, newName)
         if from == to { return }
-        // A directory with lower contents would need a redirect to move; until then, EXDEV makes mv copy it.
-        func hasLowerDirectory(_ resolution: Resolution?) -> Bool {
-            guard let resolution, resolution.top.isDirectory else { return false }
-            return resolution.layers.contains { !stack.layers[$0].isUpper }
-        }
-        if hasLowerDirectory(source) || (flags & CLinux_RENAME_EXCHANGE != 0 && hasLowerDirectory(target)) {
+        // Exchanging a directory that has lower contents would need two redirects at once: left to mv's fallback.
+        if flags & CLinux_RENAME_EXCHANGE != 0,
+           [source, target].contains(where: { $0.map { $0.top.isDirectory && hasLower($0) } ?? false }) {
             throw .improperLink
         }
         if flags & CLinux_RENAME_NOREPLACE != 0, target != nil { throw .fileExists }
@@ -160,30 +153,35 @@ extension OverlayTree {
             try copyUp(path: to, data: true)
             let (upper, _) = try stack.writable()
             try Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_EXCHANGE)
-            inodes.exchange(from, to)
+            inodes.exchange(from, to, upperLayer: 0)
             return
         }
         if let target {
             if source.top.isDirectory, !target.top.isDirectory { throw .notDirectory }
             if !source.top.isDirectory, target.top.isDirectory { throw .isDirectory }
-            if target.top.isDirectory, try !stack.mergedEntries(of: to, layers: target.layers).isEmpty {
+            if target.top.isDirectory, try !stack.mergedEntries(target.sources).isEmpty {
                 throw .directoryNotEmpty
             }
         }
         try copyUp(path: from, data: true)
         try copyUp(newParent)
         let (upper, _) = try stack.writable()
+        let root = inodes.rootSources
         if source.top.isDirectory {
-            // A directory moving where a lower one is (whited out, or empty in the merged view) must hide it.
-            if try stack.lowerHolds(to, name: newName, parentLayers: targetParent.layers) {
+            if let lower = source.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
+                // The lower contents stay where they are; the moved directory points back at them, as the kernel
+                // does with redirect_dir: one attribute, whatever the directory's size.
+                let sameParent = sourceParent.path == targetParent.path && lower.path == from
+                try stack.markRedirect(upper.absolute(from), origin: sameParent ? name : "/" + lower.path)
+            } else if stack.lowerHolds(newName, in: targetParent.sources, root: root) {
+                // A directory moving where a lower one is (whited out, or empty in the merged view) must hide it.
                 try stack.markOpaque(upper.absolute(from))
             }
             // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
             if let upperTarget = try Sys.statIfPresent(upper.rootFD, to) { try stack.removeUpperEntry(to, upperTarget) }
         }
         let targetMarker = try stack.upperWhiteout(to, name: newName) == .file
-        var uncovers = source.layers.contains { !stack.layers[$0].isUpper }
-        if !uncovers { uncovers = try stack.lowerHolds(from, name: name, parentLayers: sourceParent.layers) }
+        let uncovers = stack.lowerHolds(name, in: sourceParent.sources, root: root)
         if uncovers, stack.settings.whiteout != .file,
            (try? Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_WHITEOUT)) != nil {
             // The kernel left a device whiteout at the old name in the same step.
@@ -192,7 +190,11 @@ extension OverlayTree {
             if uncovers { try stack.placeWhiteout(from, name: name) }
         }
         if targetMarker { try stack.removeWhiteoutMarker(to, name: newName) }
-        inodes.move(from, to: to)
+        inodes.move(from, to: to, upperLayer: 0)
+    }
+
+    private func hasLower(_ resolution: Resolution) -> Bool {
+        resolution.sources.contains { !stack.layers[$0.layer].isUpper }
     }
 
     public struct AttributeChanges: Sendable {

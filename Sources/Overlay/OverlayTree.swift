@@ -23,7 +23,7 @@ public final class OverlayTree: Sendable {
         if Whiteout.isReserved(name) { throw .noSuchFileOrDirectory }
         let parentNode = try inodes.node(parent)
         let path = parentNode.path.isEmpty ? name : parentNode.path + "/" + name
-        let resolution = try stack.resolve(path, name: name, parentLayers: parentNode.layers)
+        let resolution = try stack.resolve(name, in: parentNode.sources, root: inodes.rootSources)
         var attributes = resolution.top
         attributes.st_ino = ino_t(resolution.inode)
         if resolution.isMerged { attributes.st_nlink = 1 }
@@ -55,15 +55,16 @@ public final class OverlayTree: Sendable {
 
     public func readlink(_ node: NodeID) throws(Errno) -> [UInt8] {
         let node = try inodes.node(node)
-        let layer = stack.layers[node.layers[0]]
-        return try Sys.readlink(layer.rootFD, layer.relative(node.path))
+        let source = node.sources[0]
+        return try Sys.readlink(stack.layers[source.layer].rootFD, source.path)
     }
 
     /// Opens the backing file for reading. The caller owns the descriptor.
     public func openForReading(_ node: NodeID) throws(Errno) -> FileDescriptor {
         let node = try inodes.node(node)
-        let layer = stack.layers[node.layers[0]]
-        return FileDescriptor(rawValue: try Sys.open(layer.rootFD, layer.relative(node.path), O_RDONLY | CLinux_O_NOFOLLOW))
+        let source = node.sources[0]
+        let layer = stack.layers[source.layer]
+        return FileDescriptor(rawValue: try Sys.open(layer.rootFD, layer.relative(source.path), O_RDONLY | CLinux_O_NOFOLLOW))
     }
 
     /// The merged listing, with "." and ".." first, as `readdir` returns it.
@@ -73,19 +74,19 @@ public final class OverlayTree: Sendable {
         let parentPath = String(directory.path.prefix(upTo: directory.path.lastIndex(of: "/") ?? directory.path.startIndex))
         let parentInode = inodes.id(ofPath: parentPath).flatMap { try? inodes.node($0).inode } ?? directory.inode
         let dotdot = DirectoryEntry(name: "..", inode: parentInode, type: UInt8(DT_DIR))
-        return [dot, dotdot] + (try stack.mergedEntries(of: directory.path, layers: directory.layers))
+        return [dot, dotdot] + (try stack.mergedEntries(directory.sources))
     }
 
     public func extendedAttribute(_ node: NodeID, name: String) throws(Errno) -> [UInt8] {
         if PrivateXattr.isPrivate(name) { throw .noData }
         let node = try inodes.node(node)
-        guard let value = try Sys.xattr(stack.layers[node.layers[0]].absolute(node.path), name) else { throw .noData }
+        guard let value = try Sys.xattr(stack.absolute(node.sources[0]), name) else { throw .noData }
         return value
     }
 
     public func extendedAttributeNames(_ node: NodeID) throws(Errno) -> [String] {
         let node = try inodes.node(node)
-        return try Sys.xattrNames(stack.layers[node.layers[0]].absolute(node.path)).filter { !PrivateXattr.isPrivate($0) }
+        return try Sys.xattrNames(stack.absolute(node.sources[0])).filter { !PrivateXattr.isPrivate($0) }
     }
 
     public func filesystemStatistics() throws(Errno) -> statvfs {
@@ -94,7 +95,5 @@ public final class OverlayTree: Sendable {
 }
 
 extension LayerStack {
-    func attributes(of node: Node) throws(Errno) -> stat {
-        try attributes(of: node.path, layer: node.layers[0], inode: node.inode, merged: node.isMerged)
-    }
+    func absolute(_ source: Source) -> String { layers[source.layer].absolute(source.path) }
 }

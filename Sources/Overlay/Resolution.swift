@@ -1,74 +1,116 @@
 import Glibc
 import SystemPackage
 
-/// Where a merged path lives: the layers that serve it, top first. A non-directory has exactly one;
+/// One layer's part of a merged path: the layer, and the path there. Below a renamed (redirected) directory
+/// the lower layers hold its contents under its old path, so the path differs from layer to layer.
+struct Source: Sendable, Equatable {
+    let layer: Int
+    let path: String
+
+    func child(_ name: String) -> Source {
+        Source(layer: layer, path: path.isEmpty ? name : path + "/" + name)
+    }
+}
+
+/// Where a merged path lives: the sources that serve it, top first. A non-directory has exactly one;
 /// a directory has every layer that contributes entries, down to the first opaque one.
 struct Resolution {
-    var layers: [Int]
+    var sources: [Source]
     var top: stat
-    /// The st_ino and nlink the mount shows, which for directories differ from the top layer's (see `init`).
+    /// The st_ino the mount shows, which for directories and copied-up files differs from the top layer's.
     var inode: UInt64
-    var isMerged: Bool { top.isDirectory && layers.count > 1 }
+    var isMerged: Bool { top.isDirectory && sources.count > 1 }
 }
 
 extension LayerStack {
-    /// Looks `name` up in a directory served by `parentLayers`, from the top layer down, as the kernel does:
+    /// Looks `name` up in a directory served by `parent`, from the top layer down, as the kernel does:
     /// a whiteout ends the search with ENOENT, a non-directory is served by the first layer holding it, and a
     /// directory merges with lower directories of the same name until one is opaque or a lower layer holds a
-    /// whiteout or a non-directory there.
-    func resolve(_ path: String, name: String, parentLayers: [Int]) throws(Errno) -> Resolution {
-        var found: [(layer: Int, info: stat)] = []
-        for (position, index) in parentLayers.enumerated() {
-            let layer = layers[index]
-            guard let info = try Sys.statIfPresent(layer.rootFD, path) else {
-                if try hasWhiteoutFile(layer, path: path, name: name) { break }
+    /// whiteout or a non-directory there. A directory with a redirect continues the descent at its old path.
+    func resolve(_ name: String, in parent: [Source], root: [Source]) throws(Errno) -> Resolution {
+        var candidates = parent.map { $0.child(name) }
+        var found: [(source: Source, info: stat)] = []
+        var index = 0
+        while index < candidates.count {
+            let candidate = candidates[index]
+            index += 1
+            let layer = layers[candidate.layer]
+            guard let info = try Sys.statIfPresent(layer.rootFD, candidate.path) else {
+                if try hasWhiteoutFile(layer, candidate.path) { break }
                 continue
             }
             if Whiteout.isDevice(info) { break }
             if let first = found.first, !(first.info.isDirectory && info.isDirectory) { break }
-            found.append((index, info))
-            // Opacity only matters while there are layers below to hide.
-            let isLast = position == parentLayers.count - 1
-            if !info.isDirectory || isLast || OpaqueDirectory.isOpaque(layer, path) { break }
+            found.append((candidate, info))
+            // Opacity and redirects only matter while there are layers below (an absolute redirect reaches any of
+            // them, not only those below the parent).
+            if !info.isDirectory || candidate.layer == layers.count - 1 || OpaqueDirectory.isOpaque(layer, candidate.path) {
+                break
+            }
+            if let redirect = Redirect.read(layer.absolute(candidate.path)) {
+                let below = candidate.layer
+                if redirect.hasPrefix("/") {
+                    let target = String(redirect.dropFirst())
+                    candidates = root.filter { $0.layer > below }.map { Source(layer: $0.layer, path: target) }
+                } else {
+                    candidates = parent.filter { $0.layer > below }.map { $0.child(redirect) }
+                }
+                index = 0
+            }
         }
         guard let top = found.first else { throw .noSuchFileOrDirectory }
-        return Resolution(layers: found.map(\.layer), top: top.info,
-                          inode: inodeNumber(path: path, found: found))
+        return Resolution(sources: found.map(\.source), top: top.info, inode: inodeNumber(isRoot: false, found: found))
     }
 
     func resolveRoot() throws(Errno) -> Resolution {
-        var found: [(layer: Int, info: stat)] = []
+        var found: [(source: Source, info: stat)] = []
         for layer in layers {
-            found.append((layer.index, try Sys.stat(layer.rootFD, ".")))
+            found.append((Source(layer: layer.index, path: ""), try Sys.stat(layer.rootFD, ".")))
             if OpaqueDirectory.isOpaque(layer, "") { break }
         }
-        return Resolution(layers: found.map(\.layer), top: found[0].info, inode: inodeNumber(path: "", found: found))
+        return Resolution(sources: found.map(\.source), top: found[0].info, inode: inodeNumber(isRoot: true, found: found))
     }
 
     /// The kernel records a merged directory's lower origin and reports the origin's inode number, so a
     /// directory that the upper layer merges with a lower one shows the topmost lower directory's number. The
-    /// root always shows the top layer's.
-    private func inodeNumber(path: String, found: [(layer: Int, info: stat)]) -> UInt64 {
+    /// root always shows the top layer's; a copied-up file shows the number recorded at copy-up.
+    private func inodeNumber(isRoot: Bool, found: [(source: Source, info: stat)]) -> UInt64 {
         var source = found[0]
-        if !path.isEmpty, source.info.isDirectory, layers[source.layer].isUpper, found.count > 1 {
+        if !isRoot, source.info.isDirectory, layers[source.source.layer].isUpper, found.count > 1 {
             source = found[1]
         }
-        if layers[source.layer].isUpper, !source.info.isDirectory, let origin = OriginInode.read(layers[source.layer].absolute(path)) {
+        let layer = layers[source.source.layer]
+        if layer.isUpper, !source.info.isDirectory, let origin = OriginInode.read(layer.absolute(source.source.path)) {
             return origin
         }
-        return inodeNumbers.number(backing: source.info.st_ino, device: layers[source.layer].device)
+        return inodeNumbers.number(backing: source.info.st_ino, device: layer.device)
     }
 
-    private func hasWhiteoutFile(_ layer: Layer, path: String, name: String) throws(Errno) -> Bool {
-        let parent = path.dropLast(name.count)
-        return try Sys.statIfPresent(layer.rootFD, parent + Whiteout.markerName(for: name)) != nil
+    private func hasWhiteoutFile(_ layer: Layer, _ path: String) throws(Errno) -> Bool {
+        try Sys.statIfPresent(layer.rootFD, Whiteout.markerPath(for: path)) != nil
     }
 
-    /// The attributes the mount shows for a resolved path, read fresh from its top layer.
-    func attributes(of path: String, layer: Int, inode: UInt64, merged: Bool) throws(Errno) -> stat {
-        var info = try Sys.stat(layers[layer].rootFD, layers[layer].relative(path))
-        info.st_ino = ino_t(inode)
-        if merged { info.st_nlink = 1 }
+    /// The attributes the mount shows for a node, read fresh from its top source.
+    func attributes(of node: Node) throws(Errno) -> stat {
+        let source = node.sources[0]
+        var info = try Sys.stat(layers[source.layer].rootFD, layers[source.layer].relative(source.path))
+        info.st_ino = ino_t(node.inode)
+        if node.isMerged { info.st_nlink = 1 }
         return info
+    }
+}
+
+/// A renamed directory's pointer to where its lower contents still are: its old name in the same parent, or
+/// its old path from the layer root (with a leading slash), in the kernel's `overlay.redirect` attribute.
+enum Redirect {
+    static let xattrNames = ["trusted.overlay.redirect", "user.overlay.redirect"]
+
+    static func read(_ absolutePath: String) -> String? {
+        for name in xattrNames {
+            if let value = try? Sys.xattr(absolutePath, name), !value.isEmpty {
+                return String(decoding: value, as: UTF8.self)
+            }
+        }
+        return nil
     }
 }

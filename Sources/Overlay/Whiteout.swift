@@ -24,6 +24,12 @@ public enum Whiteout {
 
     static func markerName(for name: String) -> String { prefix + name }
 
+    /// The `.wh.` file beside `path` that would white it out.
+    static func markerPath(for path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return markerName(for: path) }
+        return path[...slash] + markerName(for: String(path[path.index(after: slash)...]))
+    }
+
     /// Overlay-internal names never appear in the merged view, whatever the user asks for.
     static func isReserved(_ name: String) -> Bool { name.hasPrefix(prefix) }
 }

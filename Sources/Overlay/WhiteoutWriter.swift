@@ -68,10 +68,19 @@ extension LayerStack {
     }
 
     /// Whether a layer below the upper one still holds `name`, so that removing the upper entry would uncover it.
-    func lowerHolds(_ path: String, name: String, parentLayers: [Int]) throws(Errno) -> Bool {
-        let lowerLayers = parentLayers.filter { !layers[$0].isUpper }
-        guard !lowerLayers.isEmpty else { return false }
-        return (try? resolve(path, name: name, parentLayers: lowerLayers)) != nil
+    func lowerHolds(_ name: String, in parent: [Source], root: [Source]) -> Bool {
+        let lower = parent.filter { !layers[$0.layer].isUpper }
+        guard !lower.isEmpty else { return false }
+        return (try? resolve(name, in: lower, root: root)) != nil
+    }
+
+    /// Marks a staged or upper directory as renamed from `origin`, in the kernel's format.
+    func markRedirect(_ absolutePath: String, origin: String) throws(Errno) {
+        do throws(Errno) {
+            try Sys.setXattr(absolutePath, Redirect.xattrNames[0], Array(origin.utf8))
+        } catch .notPermitted, .notSupported {
+            try Sys.setXattr(absolutePath, Redirect.xattrNames[1], Array(origin.utf8))
+        }
     }
 
     /// Marks a staged directory opaque, in the trusted namespace where the daemon may write it.

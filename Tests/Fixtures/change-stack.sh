@@ -30,3 +30,11 @@ setfattr -n user.test -v 1 empty
 echo replaced > bin/busybox
 rm -f bin/busybox && echo recreated > bin/busybox
 mv deep/a/b deep/b
+# Directories with lower contents: renamed in place, moved to another parent, renamed again, and changed inside.
+mv merged merged-renamed
+mv merged-renamed/a merged-renamed/a2
+echo inside > merged-renamed/a2/new
+mv big etc/big-moved
+rm etc/big-moved/entry-4
+mv etc/big-moved perms/big-again
+mv opq1 opq1-renamed

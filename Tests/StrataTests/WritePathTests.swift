@@ -9,17 +9,19 @@ final class WritePathTests: XCTestCase {
     override func setUp() { scratch = Scratch() }
     override func tearDown() { scratch.remove() }
 
-    private func mounted(_ kind: String, _ stack: String, workdir: String, _ body: (String) -> Void) {
+    func mounted(_ kind: String, _ stack: String, workdir: String, _ body: (String) -> Void) {
         let mountpoint = scratch.sub("\(kind)-\(UUID().uuidString)")
         Shell.bash("mkdir -p \(mountpoint) \(workdir)")
         let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(workdir)"
-        let outcome = kind == "kernel" ? Mounts.kernelOverlay(options, at: mountpoint) : Mounts.strata(options, at: mountpoint)
+        // The kernel renames directories as Strata does only with redirect_dir=on (otherwise mv copies them).
+        let outcome = kind == "kernel" ? Mounts.kernelOverlay(options + ",redirect_dir=on", at: mountpoint)
+            : Mounts.strata(options, at: mountpoint)
         XCTAssertEqual(outcome.status, 0, outcome.error)
         defer { Mounts.unmount(mountpoint) }
         body(mountpoint)
     }
 
-    private func view(_ root: String) -> [String: [String: Any]] {
+    func view(_ root: String) -> [String: [String: Any]] {
         let outcome = Shell.run(["python3", Paths.fixtures + "/snapshot.py", root, "--no-ino", "--stable-times"], timeout: 300)
         XCTAssertEqual(outcome.status, 0, outcome.error)
         var view: [String: [String: Any]] = [:]
@@ -100,5 +102,34 @@ final class WritePathTests: XCTestCase {
         XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
         defer { Mounts.unmount(mnt) }
         XCTAssertEqual(after, Shell.bash("stat -c '%i %a %u %g %Y' \(mnt)/perms/owned \(mnt)/data/sparse"))
+    }
+}
+
+extension WritePathTests {
+    /// Renaming a lower directory of 5000 files writes one directory, one redirect and one whiteout, never EXDEV,
+    /// and the kernel reads the result the same way.
+    func testDirectoryRenameIsARedirectTheKernelFollows() {
+        let stack = scratch.makeStack("stack")
+        Shell.bash("mkdir -p \(stack)/l3/huge/sub && for i in $(seq 1 5000); do : > \(stack)/l3/huge/sub/f$i; done")
+        let mnt = scratch.sub("mnt")
+        Shell.bash("mkdir -p \(mnt)")
+        let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(stack)/work"
+        XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
+        let rename = Shell.run(["python3", "-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2]); os.rename(sys.argv[2] + '/sub', sys.argv[1] + '-sub')",
+                                mnt + "/huge", mnt + "/huge2"])
+        XCTAssertEqual(rename.status, 0, rename.error)
+        var strataView: [String: [String: Any]] = [:]
+        strataView = view(mnt)
+        Mounts.unmount(mnt)
+        XCTAssertEqual(strataView.keys.filter { $0.hasPrefix("huge-sub/") }.count, 5000)
+        XCTAssertNil(strataView["huge"])
+        XCTAssertEqual(Shell.bash("find \(stack)/upper/huge2 \(stack)/upper/huge-sub -type d | sort"),
+                       "\(stack)/upper/huge-sub\n\(stack)/upper/huge2\n")
+        XCTAssertEqual(Shell.bash("getfattr --only-values -n trusted.overlay.redirect \(stack)/upper/huge2"), "huge")
+        XCTAssertEqual(Shell.bash("getfattr --only-values -n trusted.overlay.redirect \(stack)/upper/huge-sub"), "/huge/sub")
+        XCTAssertEqual(Shell.bash("stat -c %F \(stack)/upper/huge"), "character special file\n")
+        mounted("kernel", stack, workdir: stack + "/kernel-work") { kernel in
+            assertSameView(strataView, view(kernel), "kernel overlayfs following Strata's redirects")
+        }
     }
 }
