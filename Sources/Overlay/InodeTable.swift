@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import SystemPackage
 
@@ -19,6 +20,15 @@ struct Node: Sendable {
     var detached = false
     /// Backing files the caller has open, through which a detached node still answers getattr.
     var openDescriptors: [CInt] = []
+    /// The other names of a hard-linked file: the kernel gets one node for all of them, as on a local filesystem.
+    var otherNames: [String] = []
+    var files: [FileKey] = []
+}
+
+/// A backing file, for finding the node that already stands for another name of it.
+struct FileKey: Hashable, Sendable {
+    let layer: Int
+    let inode: ino_t
 }
 
 /// Node ids handed to the kernel, each alive until the kernel forgets every lookup of it. One lock guards the
@@ -27,6 +37,7 @@ final class InodeTable: Sendable {
     private struct State {
         var nodes: [UInt64: Node] = [:]
         var idsByPath: [String: UInt64] = [:]
+        var idsByFile: [FileKey: UInt64] = [:]
         var nextID: UInt64 = 2
     }
 
@@ -52,20 +63,38 @@ final class InodeTable: Sendable {
 
     /// Records one more kernel reference to `path`, reusing its node id when the kernel already holds one.
     func remember(_ path: String, _ resolution: Resolution) -> NodeID {
-        state.withLock { state in
+        let file = !resolution.top.isDirectory && resolution.top.st_nlink > 1
+            ? FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino) : nil
+        return state.withLock { state in
             if let id = state.idsByPath[path] {
-                state.nodes[id]!.sources = resolution.sources
+                if state.nodes[id]!.path == path { state.nodes[id]!.sources = resolution.sources }
                 state.nodes[id]!.inode = resolution.inode
                 state.nodes[id]!.isMerged = resolution.isMerged
                 state.nodes[id]!.lookups += 1
                 return NodeID(id)
             }
+            if let file, let id = state.idsByFile[file], state.nodes[id]?.detached == false {
+                state.nodes[id]!.otherNames.append(path)
+                state.nodes[id]!.lookups += 1
+                state.idsByPath[path] = id
+                return NodeID(id)
+            }
             let id = state.nextID
             state.nextID += 1
             state.nodes[id] = Node(path: path, sources: resolution.sources, inode: resolution.inode,
-                                   isMerged: resolution.isMerged, lookups: 1)
+                                   isMerged: resolution.isMerged, lookups: 1, files: file.map { [$0] } ?? [])
             state.idsByPath[path] = id
+            if let file { state.idsByFile[file] = id }
             return NodeID(id)
+        }
+    }
+
+    /// Another backing file now stands for the node at `path` (its upper copy, after a copy-up).
+    func alias(_ path: String, _ file: FileKey) {
+        state.withLock { state in
+            guard let id = state.idsByPath[path] else { return }
+            state.nodes[id]!.files.append(file)
+            state.idsByFile[file] = id
         }
     }
 
@@ -76,7 +105,10 @@ final class InodeTable: Sendable {
             node.lookups -= min(node.lookups, lookups)
             if node.lookups == 0 {
                 state.nodes[id.rawValue] = nil
-                if state.idsByPath[node.path] == id.rawValue { state.idsByPath[node.path] = nil }
+                for name in [node.path] + node.otherNames where state.idsByPath[name] == id.rawValue {
+                    state.idsByPath[name] = nil
+                }
+                for file in node.files where state.idsByFile[file] == id.rawValue { state.idsByFile[file] = nil }
             } else {
                 state.nodes[id.rawValue] = node
             }
@@ -104,13 +136,26 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// Unbinds `path` and everything below it: the names are gone, though the kernel may still hold the nodes.
+    /// Unbinds `path` and everything below it: the names are gone, though the kernel may still hold the nodes
+    /// (and a hard-linked file keeps its other names).
     func detach(_ path: String) {
-        state.withLock { state in
-            for id in Self.ids(under: path, in: state) {
-                state.idsByPath[state.nodes[id]!.path] = nil
-                state.nodes[id]!.detached = true
+        state.withLock { state in Self.unbind(under: path, in: &state) }
+    }
+
+    private static func unbind(under path: String, in state: inout State) {
+        for (name, id) in names(under: path, in: state) {
+            state.idsByPath[name] = nil
+            var node = state.nodes[id]!
+            if node.path == name, let next = node.otherNames.first {
+                node.otherNames.removeFirst()
+                node.path = next
+                node.sources = node.sources.map { Source(layer: $0.layer, path: next) }
+            } else if node.path == name {
+                node.detached = true
+            } else {
+                node.otherNames.removeAll { $0 == name }
             }
+            state.nodes[id] = node
         }
     }
 
@@ -118,18 +163,18 @@ final class InodeTable: Sendable {
     /// layer's paths move: lower layers keep their contents where they were (the redirect points there).
     func move(_ from: String, to: String, upperLayer: Int?) {
         state.withLock { state in
-            for id in Self.ids(under: to, in: state) {
-                state.idsByPath[state.nodes[id]!.path] = nil
-                state.nodes[id]!.detached = true
-            }
-            let moving = Self.ids(under: from, in: state)
-            for id in moving { state.idsByPath[state.nodes[id]!.path] = nil }
-            for id in moving {
-                let old = state.nodes[id]!.path
+            Self.unbind(under: to, in: &state)
+            let moving = Self.names(under: from, in: state)
+            for (name, _) in moving { state.idsByPath[name] = nil }
+            for (old, id) in moving {
                 let new = to + old.dropFirst(from.count)
-                state.nodes[id]!.path = new
-                state.nodes[id]!.sources = state.nodes[id]!.sources.map {
-                    $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
+                if state.nodes[id]!.path == old {
+                    state.nodes[id]!.path = new
+                    state.nodes[id]!.sources = state.nodes[id]!.sources.map {
+                        $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
+                    }
+                } else {
+                    state.nodes[id]!.otherNames = state.nodes[id]!.otherNames.map { $0 == old ? new : $0 }
                 }
                 state.idsByPath[new] = id
             }
@@ -155,7 +200,11 @@ final class InodeTable: Sendable {
     }
 
     private static func ids(under path: String, in state: State) -> [UInt64] {
+        names(under: path, in: state).map(\.1)
+    }
+
+    private static func names(under path: String, in state: State) -> [(String, UInt64)] {
         let prefix = path + "/"
-        return state.idsByPath.compactMap { key, id in key == path || key.hasPrefix(prefix) ? id : nil }
+        return state.idsByPath.compactMap { key, id in key == path || key.hasPrefix(prefix) ? (key, id) : nil }
     }
 }

@@ -40,6 +40,7 @@ public final class LayerStack: Sendable {
     /// Present exactly when there is an upper layer.
     let work: WorkDirectory?
     let settings: WriteSettings
+    let hardLinks = HardLinkIndex()
     var volatile: Bool { settings.volatile }
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }

@@ -28,14 +28,35 @@ extension OverlayTree {
             let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
             try copyUp(path: parent, data: true)
         }
+        let lowerInfo = try stack.attributes(of: node)
         try stack.copyUp(path, from: node.sources[0], inode: node.inode, data: data)
         let upper = Source(layer: 0, path: path)
-        let sources = try stack.attributes(of: node).isDirectory ? [upper] + node.sources : [upper]
+        let sources = lowerInfo.isDirectory ? [upper] + node.sources : [upper]
         inodes.update(path, sources: sources)
+        if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
+            try linkUp(otherNamesOf: node.sources[0], copiedTo: path)
+        }
         var copied = node
         copied.sources = sources
         copied.isMerged = sources.count > 1
         return copied
+    }
+
+    /// Gives every other name of a copied-up hard-linked file the upper copy too, so that all names keep showing
+    /// one file (the kernel breaks them apart unless it runs with index=on).
+    private func linkUp(otherNamesOf source: Source, copiedTo path: String) throws(Errno) {
+        let (upper, _) = try stack.writable()
+        let lowerInode = try Sys.stat(stack.layers[source.layer].rootFD, source.path).st_ino
+        for name in stack.hardLinks.names(of: lowerInode, in: stack.layers[source.layer]) where name != source.path {
+            // Only names the merged view still serves from this very file (not whited out, not overridden).
+            guard let other = try? unboundNode(name), other.sources[0] == Source(layer: source.layer, path: name) else {
+                continue
+            }
+            try copyUp(path: String(name.prefix(upTo: name.lastIndex(of: "/") ?? name.startIndex)), data: true)
+            try Sys.link(upper.rootFD, path, upper.rootFD, name)
+            inodes.update(name, sources: [Source(layer: 0, path: name)])
+        }
+        inodes.alias(path, FileKey(layer: 0, inode: try Sys.stat(upper.rootFD, path).st_ino))
     }
 
     /// A path's node when the kernel holds none for it (a parent it already forgot): resolved from the root.

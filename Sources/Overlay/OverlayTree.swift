@@ -24,9 +24,8 @@ public final class OverlayTree: Sendable {
         let parentNode = try inodes.node(parent)
         let path = parentNode.path.isEmpty ? name : parentNode.path + "/" + name
         let resolution = try stack.resolve(name, in: parentNode.sources, root: inodes.rootSources)
-        var attributes = resolution.top
-        attributes.st_ino = ino_t(resolution.inode)
-        if resolution.isMerged { attributes.st_nlink = 1 }
+        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode,
+                                     merged: resolution.isMerged)
         return Entry(node: inodes.remember(path, resolution), attributes: attributes)
     }
 

@@ -93,10 +93,32 @@ extension LayerStack {
     /// The attributes the mount shows for a node, read fresh from its top source.
     func attributes(of node: Node) throws(Errno) -> stat {
         let source = node.sources[0]
-        var info = try Sys.stat(layers[source.layer].rootFD, layers[source.layer].relative(source.path))
-        info.st_ino = ino_t(node.inode)
-        if node.isMerged { info.st_nlink = 1 }
-        return info
+        let info = try Sys.stat(layers[source.layer].rootFD, layers[source.layer].relative(source.path))
+        return shown(info, source: source, inode: node.inode, merged: node.isMerged)
+    }
+
+    /// A backing file's attributes as the mount shows them: the overlay's inode number; nlink 1 for a merged
+    /// directory, as the kernel shows it; and, for a hard link the kernel copied up with index=on, the link
+    /// count it recorded (its index holds one more link than there are names).
+    func shown(_ info: stat, source: Source, inode: UInt64, merged: Bool) -> stat {
+        var shown = info
+        shown.st_ino = ino_t(inode)
+        if merged { shown.st_nlink = 1 }
+        if !info.isDirectory, info.st_nlink > 1, layers[source.layer].isUpper,
+           let recorded = LinkCount.read(absolute(source)), recorded.first == "U", let delta = Int(recorded.dropFirst()) {
+            shown.st_nlink = nlink_t(max(1, Int(info.st_nlink) + delta))
+        }
+        return shown
+    }
+}
+
+/// The kernel's `overlay.nlink`: a hard link's count relative to the upper file's ("U-1").
+enum LinkCount {
+    static func read(_ absolutePath: String) -> String? {
+        for name in ["trusted.overlay.nlink", "user.overlay.nlink"] {
+            if let value = try? Sys.xattr(absolutePath, name) { return String(decoding: value, as: UTF8.self) }
+        }
+        return nil
     }
 }
 

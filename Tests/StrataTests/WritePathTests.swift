@@ -13,8 +13,9 @@ final class WritePathTests: XCTestCase {
         let mountpoint = scratch.sub("\(kind)-\(UUID().uuidString)")
         Shell.bash("mkdir -p \(mountpoint) \(workdir)")
         let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(workdir)"
-        // The kernel renames directories as Strata does only with redirect_dir=on (otherwise mv copies them).
-        let outcome = kind == "kernel" ? Mounts.kernelOverlay(options + ",redirect_dir=on", at: mountpoint)
+        // The kernel renames directories as Strata does only with redirect_dir=on (otherwise mv copies them),
+        // and keeps hard links through copy-up only with index=on.
+        let outcome = kind == "kernel" ? Mounts.kernelOverlay(options + ",redirect_dir=on,index=on", at: mountpoint)
             : Mounts.strata(options, at: mountpoint)
         XCTAssertEqual(outcome.status, 0, outcome.error)
         defer { Mounts.unmount(mountpoint) }
@@ -130,6 +131,37 @@ extension WritePathTests {
         XCTAssertEqual(Shell.bash("stat -c %F \(stack)/upper/huge"), "character special file\n")
         mounted("kernel", stack, workdir: stack + "/kernel-work") { kernel in
             assertSameView(strataView, view(kernel), "kernel overlayfs following Strata's redirects")
+        }
+    }
+}
+
+extension WritePathTests {
+    /// Writing one name of a lower hard-linked file changes every name, keeps one inode number, and stays so
+    /// after a remount and under the kernel (fuse-overlayfs shows the old content under both after a remount).
+    func testHardLinksSurviveCopyUp() {
+        let stack = scratch.makeStack("stack")
+        let mnt = scratch.sub("mnt")
+        Shell.bash("mkdir -p \(mnt)")
+        let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(stack)/work"
+        let show = "cd \(mnt) && stat -c '%n %i %h' data/hard1 data/hard2 && cat data/hard1 data/hard2"
+        XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
+        let before = Shell.bash(show)
+        Shell.bash("echo changed >> \(mnt)/data/hard1")
+        let after = Shell.bash(show)
+        let inode = before.split(separator: "\n")[0].split(separator: " ")[1]
+        XCTAssertEqual(after, "data/hard1 \(inode) 2\ndata/hard2 \(inode) 2\nshared\nchanged\nshared\nchanged\n")
+        Shell.bash("echo again > \(mnt)/pair/two")
+        XCTAssertEqual(Shell.bash("cat \(mnt)/pair/one"), "again\n")
+        Mounts.unmount(mnt)
+
+        XCTAssertEqual(Mounts.strata(options, at: mnt).status, 0)
+        XCTAssertEqual(Shell.bash(show), after, "after a remount")
+        Shell.bash("rm \(mnt)/data/hard2")
+        XCTAssertEqual(Shell.bash("cat \(mnt)/data/hard1; stat -c %h \(mnt)/data/hard1"), "shared\nchanged\n1\n")
+        Mounts.unmount(mnt)
+        mounted("kernel", stack, workdir: stack + "/kernel-work") { kernel in
+            XCTAssertEqual(Shell.bash("cat \(kernel)/data/hard1 \(kernel)/pair/one \(kernel)/pair/two"), "shared\nchanged\nagain\nagain\n")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: kernel + "/data/hard2"))
         }
     }
 }
