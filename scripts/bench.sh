@@ -2,8 +2,8 @@
 # bench.sh [ROUNDS]: Strata, fuse-overlayfs and kernel overlayfs side by side on the same layers, as root.
 # Builds the benchmark layers once (cached in $BENCH_DIR, default /var/tmp/strata-bench): a base layer with
 # copies of /usr/share and /usr/include and a 1 GiB file, and a top layer with overrides, whiteouts and an
-# opaque directory. Every measurement gets a fresh mount and dropped caches; rounds interleave the three
-# filesystems. Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster)
+# opaque directory. Every measurement gets a fresh mount, an empty upper layer and dropped caches; rounds
+# interleave the three filesystems. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster)
 # and the daemons' peak memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,7 @@ build_layers() {
   mkdir -p "$bench/layers/top/usr/share/man/man1"
   setfattr -n trusted.overlay.opaque -v y "$bench/layers/top/usr/share/man"
   cp /usr/share/man/man1/ls.1.gz "$bench/layers/top/usr/share/man/man1/" 2>/dev/null || true
+  tar -cf "$bench/include.tar" -C / usr/include
   touch "$bench/layers/.complete"
 }
 
@@ -73,6 +74,11 @@ run_find() { find "$mnt" >/dev/null; }
 run_du() { du -s "$mnt" >/dev/null; }
 run_tar() { (cd "$mnt" && tar -cf - . | cat > /dev/null); }
 run_read() { dd if="$mnt/big" of=/dev/null bs=1M status=none; }
+run_write() { dd if=/dev/zero of="$mnt/written" bs=1M count=1024 conv=fsync status=none; }
+run_copy_up() { printf x >> "$mnt/big"; }
+run_untar() { mkdir "$mnt/extract" && tar -xf "$bench/include.tar" -C "$mnt/extract"; }
+run_rm() { rm -rf "$mnt/usr/share/doc"; }
+run_chmod() { chmod -R g+w "$mnt/usr/include/linux"; }
 
 measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the peak memory it records stays)
   mount_fs "$1"
@@ -83,6 +89,11 @@ measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the pea
     "du -s") seconds run_du ;;
     "read all (tar)") seconds run_tar ;;
     "1 GiB read") seconds run_read ;;
+    "1 GiB write + fsync") seconds run_write ;;
+    "copy-up of 1 GiB (append a byte)") seconds run_copy_up ;;
+    "untar /usr/include") seconds run_untar ;;
+    "rm -rf lower tree") seconds run_rm ;;
+    "chmod -R lower tree") seconds run_chmod ;;
   esac
   unmount_fs "$1"
 }
@@ -90,8 +101,11 @@ measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the pea
 trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; true' EXIT
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 build_layers
+[ -f "$bench/include.tar" ] || tar -cf "$bench/include.tar" -C / usr/include
 declare -A results peak
-workloads=("cold find" "warm find" "du -s" "read all (tar)" "1 GiB read")
+workloads=("cold find" "warm find" "du -s" "read all (tar)" "1 GiB read" "1 GiB write + fsync"
+  "copy-up of 1 GiB (append a byte)" "untar /usr/include" "rm -rf lower tree" "chmod -R lower tree")
+[ -n "${BENCH_ONLY:-}" ] && IFS='|' read -r -a workloads <<<"$BENCH_ONLY"
 filesystems=(strata fuse-overlayfs kernel)
 for round in $(seq "$rounds"); do
   for workload in "${workloads[@]}"; do

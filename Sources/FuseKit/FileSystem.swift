@@ -129,4 +129,5 @@ public struct Capabilities: OptionSet, Sendable {
     public static let readdirPlusAuto = Capabilities(rawValue: 1 << 14)
     public static let cacheSymlinks = Capabilities(rawValue: 1 << 23)
     public static let parallelDirectoryOperations = Capabilities(rawValue: 1 << 18)
+    public static let writebackCache = Capabilities(rawValue: 1 << 16)
 }

@@ -134,7 +134,10 @@ extension OverlayTree {
             }
             throw error
         }
-        return (try lookup(parent: parent, name: name), descriptor)
+        // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
+        let resolution = try stack.upperOnly(path)
+        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode, merged: false)
+        return (Entry(node: inodes.remember(path, resolution), attributes: attributes), descriptor)
     }
 
     /// unlink and rmdir: the name disappears from the merged view, by a whiteout where a lower layer holds it.

@@ -62,6 +62,14 @@ extension LayerStack {
         return Resolution(sources: found.map(\.source), top: top.info, inode: inodeNumber(isRoot: false, found: found))
     }
 
+    /// The resolution of an object known to exist in the upper layer only.
+    func upperOnly(_ path: String) throws(Errno) -> Resolution {
+        let (upper, _) = try writable()
+        let source = Source(layer: upper.index, path: path)
+        let info = try Sys.stat(upper.rootFD, path)
+        return Resolution(sources: [source], top: info, inode: inodeNumber(isRoot: false, found: [(source, info)]))
+    }
+
     func resolveRoot() throws(Errno) -> Resolution {
         var found: [(source: Source, info: stat)] = []
         for layer in layers {

@@ -15,6 +15,8 @@ public struct MountOptions: Equatable, Sendable {
     public var whiteout: Whiteout.Format?
     /// `volatile` or `fsync=0`: no syncs, neither the callers' nor copy-up's.
     public var skipSync = false
+    /// `writeback=0` turns the kernel's writeback cache off.
+    public var writeback = true
     /// One line per option that was not understood and is ignored.
     public var warnings: [String] = []
 
@@ -67,6 +69,9 @@ public struct MountOptions: Equatable, Sendable {
         case let ("fsync", value?):
             guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
             skipSync = value == "0"
+        case let ("writeback", value?):
+            guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
+            writeback = value == "1"
         case let ("threaded", value?):
             guard let flag = Int(value) else { throw .invalid(option: option, reason: "expected 0 or 1") }
             threads = flag == 0 ? 1 : 2

@@ -21,7 +21,8 @@ public enum Mounter {
         } catch {
             throw Failure(description: "opening the layers: \(error)")
         }
-        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout, skipSync: plan.options.skipSync)
+        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout, skipSync: plan.options.skipSync,
+                                          writeback: plan.options.writeback)
         do {
             let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
             try session.mount(at: plan.mountpoint)

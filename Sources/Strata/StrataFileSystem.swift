@@ -10,16 +10,29 @@ public final class StrataFileSystem: FileSystem {
     let timeout: Double
     /// fsync=0 and volatile: callers' syncs return at once.
     let skipSync: Bool
+    /// The kernel gathers writes in its page cache and sends them in large pieces (fuse-overlayfs's default).
+    let writeback: Bool
     private let directories = DirectoryHandles()
 
-    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false) {
+    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false, writeback: Bool = true) {
         self.tree = tree
         self.timeout = timeout
         self.skipSync = skipSync
+        self.writeback = writeback
     }
 
     public var capabilities: Capabilities {
-        [.spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
+        let base: Capabilities = [.spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
+        return writeback ? base.union(.writebackCache) : base
+    }
+
+    /// With the writeback cache the kernel reads pages of files open for writing only, and places appends
+    /// itself: the backing file is opened for reading too, and without O_APPEND.
+    private func backingFlags(_ flags: Int32) -> Int32 {
+        guard writeback else { return flags }
+        var flags = flags & ~O_APPEND
+        if flags & O_ACCMODE == O_WRONLY { flags = (flags & ~O_ACCMODE) | O_RDWR }
+        return flags
     }
 
     public func lookup(_ context: RequestContext, parent: UInt64, name: String) throws(Errno) -> Entry {
@@ -45,7 +58,8 @@ public final class StrataFileSystem: FileSystem {
 
     public func open(_ context: RequestContext, node: UInt64, flags: Int32) throws(Errno) -> OpenHandle {
         let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
-        let descriptor = writing ? try tree.openForWriting(NodeID(node), flags: flags) : try tree.openForReading(NodeID(node))
+        let descriptor = writing ? try tree.openForWriting(NodeID(node), flags: backingFlags(flags))
+            : try tree.openForReading(NodeID(node))
         tree.opened(NodeID(node), descriptor)
         return OpenHandle(handle: UInt64(descriptor.rawValue), keepCache: true)
     }
@@ -99,7 +113,7 @@ public final class StrataFileSystem: FileSystem {
 
     public func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
                        flags: Int32) throws(Errno) -> (Entry, OpenHandle) {
-        let (created, descriptor) = try make(context, parent, name, .file(mode: mode, flags: flags))
+        let (created, descriptor) = try make(context, parent, name, .file(mode: mode, flags: backingFlags(flags)))
         tree.opened(NodeID(created.node), descriptor!)
         return (created, OpenHandle(handle: UInt64(descriptor!.rawValue)))
     }
