@@ -89,6 +89,17 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// A new name for an existing node (link(2)): the kernel gets the same node back, as for a local hard link.
+    func link(_ id: NodeID, as path: String, file: FileKey) {
+        state.withLock { state in
+            state.nodes[id.rawValue]!.otherNames.append(path)
+            state.nodes[id.rawValue]!.lookups += 1
+            state.idsByPath[path] = id.rawValue
+            if !state.nodes[id.rawValue]!.files.contains(file) { state.nodes[id.rawValue]!.files.append(file) }
+            state.idsByFile[file] = id.rawValue
+        }
+    }
+
     /// Another backing file now stands for the node at `path` (its upper copy, after a copy-up).
     func alias(_ path: String, _ file: FileKey) {
         state.withLock { state in

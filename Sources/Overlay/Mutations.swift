@@ -52,8 +52,12 @@ extension OverlayTree {
             guard let other = try? unboundNode(name), other.sources[0] == Source(layer: source.layer, path: name) else {
                 continue
             }
-            try copyUp(path: String(name.prefix(upTo: name.lastIndex(of: "/") ?? name.startIndex)), data: true)
+            let parent = String(name.prefix(upTo: name.lastIndex(of: "/") ?? name.startIndex))
+            try copyUp(path: parent, data: true)
+            // Like the copy-up itself, linking the other names is no change to their directories.
+            let parentInfo = try Sys.stat(upper.rootFD, upper.relative(parent))
             try Sys.link(upper.rootFD, path, upper.rootFD, name)
+            try Sys.setTimes(upper.rootFD, upper.relative(parent), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
             inodes.update(name, sources: [Source(layer: 0, path: name)])
         }
         inodes.alias(path, FileKey(layer: 0, inode: try Sys.stat(upper.rootFD, path).st_ino))
@@ -137,6 +141,10 @@ extension OverlayTree {
         // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
         let resolution = try stack.upperOnly(path)
         let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode, merged: false)
+        if case let .hardLink(target) = object {
+            inodes.link(target, as: path, file: FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino))
+            return (Entry(node: target, attributes: attributes), nil)
+        }
         return (Entry(node: inodes.remember(path, resolution), attributes: attributes), descriptor)
     }
 
@@ -148,6 +156,11 @@ extension OverlayTree {
         if directory != resolution.top.isDirectory { throw directory ? .notDirectory : .isDirectory }
         if directory, try !stack.mergedEntries(resolution.sources).isEmpty { throw .directoryNotEmpty }
         try copyUp(parent)
+        // Removing one name of a lower hard-linked file leaves the others with one link fewer, as the kernel
+        // shows with index=on: the file moves up (all its names linked to the copy), then this name goes.
+        if !directory, resolution.top.st_nlink > 1, !stack.layers[resolution.sources[0].layer].isUpper {
+            try copyUp(path: path, data: true)
+        }
         // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
         if stack.lowerHolds(name, in: parentNode.sources, root: inodes.rootSources) {
             try stack.placeWhiteout(path, name: name)
@@ -189,6 +202,11 @@ extension OverlayTree {
         }
         try copyUp(path: from, data: true)
         try copyUp(newParent)
+        // Replacing one name of a lower hard-linked file leaves its other names one link fewer (see remove).
+        if let target, !target.top.isDirectory, target.top.st_nlink > 1,
+           !stack.layers[target.sources[0].layer].isUpper {
+            try copyUp(path: to, data: true)
+        }
         let (upper, _) = try stack.writable()
         let root = inodes.rootSources
         if source.top.isDirectory {

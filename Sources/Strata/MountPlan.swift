@@ -49,7 +49,8 @@ public struct MountPlan: Sendable {
         }
 
         var fuseOptions = ["fsname=strata", "subtype=strata"]
-        if asRoot { fuseOptions += ["allow_other", "default_permissions"] }
+        // As root, like a kernel overlay mount: device nodes and setuid programs of a root filesystem work.
+        if asRoot { fuseOptions += ["allow_other", "default_permissions", "dev", "suid"] }
         if upper == nil { fuseOptions.append("ro") }
         for option in options.fuseOptions {
             let key = option.split(separator: "=", maxSplits: 1)[0]

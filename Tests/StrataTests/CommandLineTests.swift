@@ -118,6 +118,7 @@ final class CommandLineTests: XCTestCase {
         let options = Mounts.options(mnt)
         XCTAssertTrue(options.contains("allow_other"), "\(options)")
         XCTAssertTrue(options.contains("default_permissions"), "\(options)")
+        XCTAssertFalse(options.contains("nosuid") || options.contains("nodev"), "setuid programs must work: \(options)")
         Shell.bash("chmod 755 \(scratch.path)")
         XCTAssertEqual(Shell.bash("runuser -u nobody -- cat \(mnt)/etc/hostname"), "middle\n")
         let denied = Shell.run(["runuser", "-u", "nobody", "--", "cat", mnt + "/perms/owned"])

@@ -165,3 +165,29 @@ extension WritePathTests {
         }
     }
 }
+
+extension WritePathTests {
+    /// Seeded random sequences of changes: every step succeeds or fails alike, and the trees end up alike.
+    func testSeededRandomChangesMatchTheKernel() {
+        for seed in 1...3 {
+            let script = scratch.sub("ops-\(seed).sh")
+            Shell.bash("python3 '\(Paths.fixtures)/random-ops.py' \(seed) 150 > \(script)")
+            var views: [[String: [String: Any]]] = []
+            var logs: [String] = []
+            for kind in ["kernel", "strata"] {
+                let stack = scratch.makeStack("\(kind)-\(seed)")
+                let log = scratch.sub("\(kind)-\(seed).log")
+                mounted(kind, stack, workdir: stack + "/\(kind)-work") { mnt in
+                    Shell.bash("cd \(mnt) && STATUS_LOG=\(log) bash \(script)", timeout: 300)
+                    views.append(view(mnt))
+                }
+                logs.append(Shell.bash("cat \(log)"))
+            }
+            let steps = logs.map { $0.split(separator: "\n") }
+            let differing = zip(steps[0], steps[1]).filter { $0 != $1 }.map { "kernel: \($0) / strata: \($1)" }
+            XCTAssertEqual(differing, [], "seed \(seed): step results differ")
+            XCTAssertEqual(steps[0].count, steps[1].count)
+            assertSameView(views[0], views[1], "seed \(seed): Strata vs kernel")
+        }
+    }
+}
