@@ -8,6 +8,15 @@ public struct DirectoryEntry: Sendable, Equatable {
     public let inode: UInt64
     /// A `DT_*` value.
     public let type: UInt8
+    /// Which of the directory's sources holds the entry: no source above it holds the name or whites it out.
+    let source: Int
+
+    init(name: String, inode: UInt64, type: UInt8, source: Int = 0) {
+        self.name = name
+        self.inode = inode
+        self.type = type
+        self.source = source
+    }
 }
 
 extension LayerStack {
@@ -21,7 +30,7 @@ extension LayerStack {
         // is the lower one's (see `Resolution`), which readdir has to report just as stat does.
         var awaitingOrigin: Set<String> = []
 
-        for source in sources {
+        for (sourceIndex, source) in sources.enumerated() {
             let layer = layers[source.layer]
             let path = source.path
             var whitedOut: [String] = []
@@ -41,7 +50,7 @@ extension LayerStack {
                        Redirect.read(self.layers[upper.layer].absolute(upper.path)) == nil {
                         let upper = entries[position]
                         entries[position] = DirectoryEntry(name: name, inode: self.inodeNumbers.number(
-                            backing: info.inode, device: layer.device), type: upper.type)
+                            backing: info.inode, device: layer.device), type: upper.type, source: upper.source)
                     }
                     return
                 }
@@ -52,7 +61,7 @@ extension LayerStack {
                    let origin = OriginInode.read(layer.absolute(path.isEmpty ? name : path + "/" + name)) {
                     inode = origin
                 }
-                entries.append(DirectoryEntry(name: name, inode: inode, type: info.type))
+                entries.append(DirectoryEntry(name: name, inode: inode, type: info.type, source: sourceIndex))
                 if layer.isUpper, info.type == UInt8(DT_DIR) { awaitingOrigin.insert(name) }
             }
             for name in whitedOut {

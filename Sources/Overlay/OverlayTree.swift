@@ -29,6 +29,22 @@ public final class OverlayTree: Sendable {
         return Entry(node: inodes.remember(path, resolution), attributes: attributes)
     }
 
+    /// lookup for an entry of a listing just read (readdirplus): the listing already showed that no layer above
+    /// the entry's holds or whites out the name, so resolution starts at the entry's own layer. A name the
+    /// kernel already holds is resolved in full, in case it changed since the listing.
+    public func lookup(parent: NodeID, listed entry: DirectoryEntry) throws(Errno) -> Entry {
+        let parentNode = try inodes.node(parent)
+        let path = parentNode.path.isEmpty ? entry.name : parentNode.path + "/" + entry.name
+        guard entry.source > 0, entry.source < parentNode.sources.count, inodes.id(ofPath: path) == nil else {
+            return try lookup(parent: parent, name: entry.name)
+        }
+        let resolution = try stack.resolve(entry.name, in: Array(parentNode.sources[entry.source...]),
+                                           root: inodes.rootSources)
+        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode,
+                                     merged: resolution.isMerged)
+        return Entry(node: inodes.remember(path, resolution), attributes: attributes)
+    }
+
     public func forget(_ node: NodeID, lookups: UInt64) {
         inodes.forget(node, lookups: lookups)
     }

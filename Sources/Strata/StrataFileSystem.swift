@@ -210,7 +210,7 @@ public final class StrataFileSystem: FileSystem {
     /// A readdirplus entry: a full lookup, except for "." and ".." (and names that vanished meanwhile), which
     /// go out as a name, type and inode number without a node.
     private func plusEntry(parent: UInt64, _ item: DirectoryEntry) -> Entry {
-        if item.name != ".", item.name != "..", let found = try? tree.lookup(parent: NodeID(parent), name: item.name) {
+        if item.name != ".", item.name != "..", let found = try? tree.lookup(parent: NodeID(parent), listed: item) {
             return entry(found)
         }
         var attributes = stat()
