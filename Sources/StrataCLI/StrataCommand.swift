@@ -16,8 +16,12 @@ struct StrataCommand: ParsableCommand {
           workdir=DIR               scratch directory on the same filesystem as upperdir
           timeout=SECONDS           how long the kernel caches names and attributes (default: forever)
           threaded=0|1              serve requests on several threads
+          whiteout=chardev|file     force the whiteout form written (default: as the kernel writes)
+          volatile, fsync=0         skip syncs (callers' fsync, and the sync of each copy-up)
+          writeback=0|1             the kernel's writeback cache (default 1)
           allow_other, default_permissions, fsname=, subtype=, ro, max_read=, context=, ...
-                                    handed to libfuse; as root allow_other and default_permissions are on
+                                    handed to libfuse; as root allow_other, default_permissions, suid
+                                    and dev are on
         Unmount with `fusermount3 -u MOUNTPOINT`, or by sending SIGTERM or SIGINT to the daemon.
         """)
 
