@@ -125,8 +125,11 @@ enum Mounts {
 }
 
 /// What `snapshot.py` reports for a tree: one line per path with every stat field users see.
-func snapshot(_ root: String, inodes: Bool = true, file: StaticString = #filePath, line: UInt = #line) -> [String: [String: Any]] {
+/// `stableTimes` drops the times a test run set itself, which differ from run to run.
+func snapshot(_ root: String, inodes: Bool = true, stableTimes: Bool = false,
+              file: StaticString = #filePath, line: UInt = #line) -> [String: [String: Any]] {
     let arguments = ["python3", Paths.fixtures + "/snapshot.py", root] + (inodes ? [] : ["--no-ino"])
+        + (stableTimes ? ["--stable-times"] : [])
     let outcome = Shell.run(arguments, timeout: 300)
     XCTAssertEqual(outcome.status, 0, outcome.error, file: file, line: line)
     var view: [String: [String: Any]] = [:]

@@ -23,15 +23,7 @@ final class WritePathTests: XCTestCase {
     }
 
     func view(_ root: String) -> [String: [String: Any]] {
-        let outcome = Shell.run(["python3", Paths.fixtures + "/snapshot.py", root, "--no-ino", "--stable-times"], timeout: 300)
-        XCTAssertEqual(outcome.status, 0, outcome.error)
-        var view: [String: [String: Any]] = [:]
-        for line in outcome.output.split(separator: "\n") {
-            guard var record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let path = record.removeValue(forKey: "path") as? String else { continue }
-            view[path] = record
-        }
-        return view
+        snapshot(root, inodes: false, stableTimes: true)
     }
 
     func testChangesMatchTheKernelAndEachReadsTheOthersUpperLayer() {
