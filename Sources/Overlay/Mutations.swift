@@ -100,7 +100,7 @@ extension OverlayTree {
         if case let .hardLink(target) = object {
             linkSource = try copyUp(target).path
         }
-        let whiteout = try stack.upperWhiteout(path, name: name)
+        let whiteout = try stack.upperWhiteout(path)
         // Over a device whiteout the object is built aside and swapped in; elsewhere it is made in place.
         let staged = whiteout == .device ? work.temporaryName() : nil
         let (dirFD, target) = staged.map { (work.fd, $0) } ?? (upper.rootFD, path)
@@ -128,7 +128,7 @@ extension OverlayTree {
             made = true
             if linkSource == nil { try Sys.chown(dirFD, target, owner.uid, owner.gid) }
             if let staged { try stack.replace(path, try Sys.stat(upper.rootFD, path), with: staged, upper, work) }
-            if whiteout == .file { try stack.removeWhiteoutMarker(path, name: name) }
+            if whiteout == .file { try stack.removeWhiteoutMarker(path) }
         } catch {
             if let descriptor { try? descriptor.close() }
             if let staged {
@@ -140,12 +140,11 @@ extension OverlayTree {
         }
         // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
         let resolution = try stack.upperOnly(path)
-        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode, merged: false)
         if case let .hardLink(target) = object {
             inodes.link(target, as: path, file: FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino))
-            return (Entry(node: target, attributes: attributes), nil)
+            return (Entry(node: target, attributes: stack.shown(resolution)), nil)
         }
-        return (Entry(node: inodes.remember(path, resolution), attributes: attributes), descriptor)
+        return (remember(path, resolution), descriptor)
     }
 
     /// unlink and rmdir: the name disappears from the merged view, by a whiteout where a lower layer holds it.
@@ -163,7 +162,7 @@ extension OverlayTree {
         }
         // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
         if stack.lowerHolds(name, in: parentNode.sources, root: inodes.rootSources) {
-            try stack.placeWhiteout(path, name: name)
+            try stack.placeWhiteout(path)
         } else {
             try stack.removeUpperEntry(path, resolution.top)
         }
@@ -222,16 +221,16 @@ extension OverlayTree {
             // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
             if let upperTarget = try Sys.statIfPresent(upper.rootFD, to) { try stack.removeUpperEntry(to, upperTarget) }
         }
-        let targetMarker = try stack.upperWhiteout(to, name: newName) == .file
+        let targetMarker = try stack.upperWhiteout(to) == .file
         let uncovers = stack.lowerHolds(name, in: sourceParent.sources, root: root)
         if uncovers, stack.settings.whiteout != .file,
            (try? Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_WHITEOUT)) != nil {
             // The kernel left a device whiteout at the old name in the same step.
         } else {
             try Sys.rename(upper.rootFD, from, upper.rootFD, to)
-            if uncovers { try stack.placeWhiteout(from, name: name) }
+            if uncovers { try stack.placeWhiteout(from) }
         }
-        if targetMarker { try stack.removeWhiteoutMarker(to, name: newName) }
+        if targetMarker { try stack.removeWhiteoutMarker(to) }
         inodes.move(from, to: to, upperLayer: 0)
     }
 

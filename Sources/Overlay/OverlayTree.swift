@@ -24,9 +24,7 @@ public final class OverlayTree: Sendable {
         let parentNode = try inodes.node(parent)
         let path = parentNode.path.isEmpty ? name : parentNode.path + "/" + name
         let resolution = try stack.resolve(name, in: parentNode.sources, root: inodes.rootSources)
-        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode,
-                                     merged: resolution.isMerged)
-        return Entry(node: inodes.remember(path, resolution), attributes: attributes)
+        return remember(path, resolution)
     }
 
     /// lookup for an entry of a listing just read (readdirplus): the listing already showed that no layer above
@@ -40,9 +38,12 @@ public final class OverlayTree: Sendable {
         }
         let resolution = try stack.resolve(entry.name, in: Array(parentNode.sources[entry.source...]),
                                            root: inodes.rootSources)
-        let attributes = stack.shown(resolution.top, source: resolution.sources[0], inode: resolution.inode,
-                                     merged: resolution.isMerged)
-        return Entry(node: inodes.remember(path, resolution), attributes: attributes)
+        return remember(path, resolution)
+    }
+
+    /// Counts one kernel reference to a resolved path and answers with what the mount shows for it.
+    func remember(_ path: String, _ resolution: Resolution) -> Entry {
+        Entry(node: inodes.remember(path, resolution), attributes: stack.shown(resolution))
     }
 
     public func forget(_ node: NodeID, lookups: UInt64) {

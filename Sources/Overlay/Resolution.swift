@@ -105,6 +105,10 @@ extension LayerStack {
         return shown(info, source: source, inode: node.inode, merged: node.isMerged)
     }
 
+    func shown(_ resolution: Resolution) -> stat {
+        shown(resolution.top, source: resolution.sources[0], inode: resolution.inode, merged: resolution.isMerged)
+    }
+
     /// A backing file's attributes as the mount shows them: the overlay's inode number; nlink 1 for a merged
     /// directory, as the kernel shows it; and, for a hard link the kernel copied up with index=on, the link
     /// count it recorded (its index holds one more link than there are names).

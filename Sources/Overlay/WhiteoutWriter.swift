@@ -4,9 +4,9 @@ import SystemPackage
 
 /// Writing whiteouts and opaque markers into the upper layer, in the forms the kernel reads.
 extension LayerStack {
-    /// Hides the lower objects at `path` (named `name` in its parent): replaces whatever the upper layer holds
+    /// Hides the lower objects at `path`: replaces whatever the upper layer holds
     /// there with a whiteout, in one rename, so that at every moment either the old entry or the whiteout is there.
-    func placeWhiteout(_ path: String, name: String) throws(Errno) {
+    func placeWhiteout(_ path: String) throws(Errno) {
         let (upper, work) = try writable()
         let existing = try Sys.statIfPresent(upper.rootFD, path)
         if settings.whiteout != .file {
@@ -23,7 +23,7 @@ extension LayerStack {
             }
         }
         // The marker goes in first: until the entry is gone, the entry still wins over its own marker.
-        let marker = String(path.dropLast(name.count)) + Whiteout.markerName(for: name)
+        let marker = Whiteout.markerPath(for: path)
         let temporary = work.temporaryName()
         Sys.close(try Sys.open(work.fd, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600))
         try Sys.rename(work.fd, temporary, upper.rootFD, marker)
@@ -55,16 +55,16 @@ extension LayerStack {
     }
 
     /// Whether the upper layer holds a whiteout for `path` (either form).
-    func upperWhiteout(_ path: String, name: String) throws(Errno) -> Whiteout.Format? {
+    func upperWhiteout(_ path: String) throws(Errno) -> Whiteout.Format? {
         let (upper, _) = try writable()
         if let info = try Sys.statIfPresent(upper.rootFD, path), Whiteout.isDevice(info) { return .device }
-        let marker = String(path.dropLast(name.count)) + Whiteout.markerName(for: name)
+        let marker = Whiteout.markerPath(for: path)
         return try Sys.statIfPresent(upper.rootFD, marker) != nil ? .file : nil
     }
 
-    func removeWhiteoutMarker(_ path: String, name: String) throws(Errno) {
+    func removeWhiteoutMarker(_ path: String) throws(Errno) {
         let (upper, _) = try writable()
-        try Sys.unlink(upper.rootFD, String(path.dropLast(name.count)) + Whiteout.markerName(for: name))
+        try Sys.unlink(upper.rootFD, Whiteout.markerPath(for: path))
     }
 
     /// Whether a layer below the upper one still holds `name`, so that removing the upper entry would uncover it.
