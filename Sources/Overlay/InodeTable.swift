@@ -138,10 +138,11 @@ final class InodeTable: Sendable {
         state.withLock { $0.nodes[id.rawValue]?.openDescriptors.removeAll { $0 == fd } }
     }
 
-    /// Records that the node at `path` now lives in other sources (after a copy-up).
+    /// Records that the node at `path` now lives in other sources (after a copy-up). A hard-linked file's node
+    /// follows only its own path's sources, so that they always name the path it is bound under.
     func update(_ path: String, sources: [Source]) {
         state.withLock { state in
-            guard let id = state.idsByPath[path] else { return }
+            guard let id = state.idsByPath[path], state.nodes[id]!.path == path else { return }
             state.nodes[id]!.sources = sources
             state.nodes[id]!.isMerged = sources.count > 1
         }
@@ -177,41 +178,36 @@ final class InodeTable: Sendable {
             Self.unbind(under: to, in: &state)
             let moving = Self.names(under: from, in: state)
             for (name, _) in moving { state.idsByPath[name] = nil }
-            for (old, id) in moving {
-                let new = to + old.dropFirst(from.count)
-                if state.nodes[id]!.path == old {
-                    state.nodes[id]!.path = new
-                    state.nodes[id]!.sources = state.nodes[id]!.sources.map {
-                        $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
-                    }
-                } else {
-                    state.nodes[id]!.otherNames = state.nodes[id]!.otherNames.map { $0 == old ? new : $0 }
-                }
-                state.idsByPath[new] = id
-            }
+            Self.relocate(moving, from: from, to: to, upperLayer: upperLayer, in: &state)
         }
     }
 
     /// Swaps two bound paths and what lies below them (RENAME_EXCHANGE), both of which live in the upper layer.
     func exchange(_ a: String, _ b: String, upperLayer: Int?) {
         state.withLock { state in
-            let first = Self.ids(under: a, in: state), second = Self.ids(under: b, in: state)
-            for id in first + second { state.idsByPath[state.nodes[id]!.path] = nil }
-            for (ids, from, to) in [(first, a, b), (second, b, a)] {
-                for id in ids {
-                    let new = to + state.nodes[id]!.path.dropFirst(from.count)
-                    state.nodes[id]!.path = new
-                    state.nodes[id]!.sources = state.nodes[id]!.sources.map {
-                        $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
-                    }
-                    state.idsByPath[new] = id
-                }
-            }
+            let first = Self.names(under: a, in: state), second = Self.names(under: b, in: state)
+            for (name, _) in first + second { state.idsByPath[name] = nil }
+            Self.relocate(first, from: a, to: b, upperLayer: upperLayer, in: &state)
+            Self.relocate(second, from: b, to: a, upperLayer: upperLayer, in: &state)
         }
     }
 
-    private static func ids(under path: String, in state: State) -> [UInt64] {
-        names(under: path, in: state).map(\.1)
+    /// Rebinds each name below `from` to the same place below `to`: a node's own path and upper source, or one
+    /// of a hard-linked file's other names.
+    private static func relocate(_ moving: [(String, UInt64)], from: String, to: String, upperLayer: Int?,
+                                 in state: inout State) {
+        for (old, id) in moving {
+            let new = to + old.dropFirst(from.count)
+            if state.nodes[id]!.path == old {
+                state.nodes[id]!.path = new
+                state.nodes[id]!.sources = state.nodes[id]!.sources.map {
+                    $0.layer == upperLayer ? Source(layer: $0.layer, path: new) : $0
+                }
+            } else {
+                state.nodes[id]!.otherNames = state.nodes[id]!.otherNames.map { $0 == old ? new : $0 }
+            }
+            state.idsByPath[new] = id
+        }
     }
 
     private static func names(under path: String, in state: State) -> [(String, UInt64)] {

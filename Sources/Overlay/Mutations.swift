@@ -21,8 +21,13 @@ extension OverlayTree {
     }
 
     private func copyUp(path: String, data: Bool) throws(Errno) -> Node {
+        // A hard-linked file's one node may be bound under another of its names: this name's own sources count.
         let node: Node
-        if let id = inodes.id(ofPath: path) { node = try inodes.node(id) } else { node = try unboundNode(path) }
+        if let id = inodes.id(ofPath: path), case let known = try inodes.node(id), known.path == path {
+            node = known
+        } else {
+            node = try unboundNode(path)
+        }
         if stack.layers[node.sources[0].layer].isUpper { return node }
         if !path.isEmpty {
             let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
@@ -177,16 +182,13 @@ extension OverlayTree {
         guard let source = try existing(sourceParent, name) else { throw .noSuchFileOrDirectory }
         let target = try existing(targetParent, newName)
         if from == to { return }
-        // Exchanging a directory that has lower contents would need two redirects at once: left to mv's fallback.
-        if flags & CLinux_RENAME_EXCHANGE != 0,
-           [source, target].contains(where: { $0.map { $0.top.isDirectory && hasLower($0) } ?? false }) {
-            throw .improperLink
-        }
         if flags & CLinux_RENAME_NOREPLACE != 0, target != nil { throw .fileExists }
         if flags & CLinux_RENAME_EXCHANGE != 0 {
-            guard target != nil else { throw .noSuchFileOrDirectory }
+            guard let target else { throw .noSuchFileOrDirectory }
             try copyUp(path: from, data: true)
             try copyUp(path: to, data: true)
+            try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
+            try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
             let (upper, _) = try stack.writable()
             try Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_EXCHANGE)
             inodes.exchange(from, to, upperLayer: 0)
@@ -208,16 +210,8 @@ extension OverlayTree {
         }
         let (upper, _) = try stack.writable()
         let root = inodes.rootSources
+        try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
         if source.top.isDirectory {
-            if let lower = source.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
-                // The lower contents stay where they are; the moved directory points back at them, as the kernel
-                // does with redirect_dir: one attribute, whatever the directory's size.
-                let sameParent = sourceParent.path == targetParent.path && lower.path == from
-                try stack.markRedirect(upper.absolute(from), origin: sameParent ? name : "/" + lower.path)
-            } else if stack.lowerHolds(newName, in: targetParent.sources, root: root) {
-                // A directory moving where a lower one is (whited out, or empty in the merged view) must hide it.
-                try stack.markOpaque(upper.absolute(from))
-            }
             // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
             if let upperTarget = try Sys.statIfPresent(upper.rootFD, to) { try stack.removeUpperEntry(to, upperTarget) }
         }
@@ -234,8 +228,20 @@ extension OverlayTree {
         inodes.move(from, to: to, upperLayer: 0)
     }
 
-    private func hasLower(_ resolution: Resolution) -> Bool {
-        resolution.sources.contains { !stack.layers[$0.layer].isUpper }
+    /// Readies a copied-up directory about to move: the lower contents stay where they are and the directory
+    /// points back at them, as the kernel does with redirect_dir (one attribute, whatever the directory's size);
+    /// a directory without lower contents that moves where a lower layer holds the name must hide it.
+    private func prepareDirectoryMove(_ moving: Resolution, from: (parent: Node, name: String),
+                                      to: (parent: Node, name: String)) throws(Errno) {
+        guard moving.top.isDirectory else { return }
+        let (upper, _) = try stack.writable()
+        let path = child(from.parent, from.name)
+        if let lower = moving.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
+            let sameParent = from.parent.path == to.parent.path && lower.path == path
+            try stack.markRedirect(upper.absolute(path), origin: sameParent ? from.name : "/" + lower.path)
+        } else if stack.lowerHolds(to.name, in: to.parent.sources, root: inodes.rootSources) {
+            try stack.markOpaque(upper.absolute(path))
+        }
     }
 
     public struct AttributeChanges: Sendable {

@@ -38,3 +38,18 @@ mv big etc/big-moved
 rm etc/big-moved/entry-4
 mv etc/big-moved perms/big-again
 mv opq1 opq1-renamed
+# Exchanges (renameat2 RENAME_EXCHANGE): two merged directories, directories under different parents, a merged
+# directory and a file, a new directory and a lower one; then changes inside what moved.
+exchange() {
+  python3 -c 'import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit(os.strerror(ctypes.get_errno()))' "$1" "$2"
+}
+exchange data etc
+exchange merged-renamed/a2 perms/big-again
+exchange pair empty
+exchange deep removed
+echo after > data/after-exchange
+rm -f etc/sparse
+ls removed/b/c >/dev/null

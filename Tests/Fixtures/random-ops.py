@@ -22,10 +22,14 @@ def remember(path):
     if path not in paths:
         paths.append(path)
 
-lines = ["set -u", ': "${STATUS_LOG:?}"', "step() { \"$@\" >/dev/null 2>&1; echo \"$? $*\" >> \"$STATUS_LOG\"; }"]
+lines = ["set -u", ': "${STATUS_LOG:?}"', "step() { \"$@\" >/dev/null 2>&1; echo \"$? $*\" >> \"$STATUS_LOG\"; }",
+         # renameat2 with RENAME_EXCHANGE (coreutils here has no mv --exchange).
+         "exchange() { python3 -c 'import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
+         "sys.exit(0 if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) == 0 "
+         "else ctypes.get_errno())' \"$1\" \"$2\"; }"]
 for number in range(count):
     op = rng.choice(["write", "append", "truncate", "rm", "rmrf", "mkdir", "rmdir", "mv", "mv", "chmod",
-                     "touch", "symlink", "link", "xattr"])
+                     "touch", "symlink", "link", "xattr", "exchange"])
     a, b = pick(), pick()
     name = f"{rng.choice(['etc', 'merged', 'opq1', 'data', 'new', 'big', '.'])}/n{number}"
     if op == "write":
@@ -57,6 +61,8 @@ for number in range(count):
     elif op == "link":
         lines.append(f"step ln {a} {name}")
         remember(name.removeprefix("./"))
+    elif op == "exchange":
+        lines.append(f"step exchange {a} {b}")
     elif op == "xattr":
         lines.append(f"step setfattr -h -n user.step -v {number} {a}")
 print("\n".join(lines))
