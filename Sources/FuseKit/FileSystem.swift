@@ -36,6 +36,7 @@ public protocol FileSystem: Sendable {
     func write(node: UInt64, handle: UInt64, data: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int
     func flush(node: UInt64, handle: UInt64) throws(Errno)
     func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno)
+    func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno)
     func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno)
     func removeExtendedAttribute(node: UInt64, name: String) throws(Errno)
     func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno)

@@ -150,6 +150,12 @@ extension fuse_lowlevel_ops {
                 return .success
             }
         }
+        ops.fsyncdir = { request, node, dataOnly, _ in
+            respond(request) { fs throws(Errno) in
+                try fs.synchronizeDirectory(node: node, dataOnly: dataOnly != 0)
+                return .success
+            }
+        }
         ops.setxattr = { request, node, name, value, size, flags in
             let name = String(cString: name!)
             let bytes = Array(UnsafeRawBufferPointer(start: value, count: size))

@@ -29,3 +29,15 @@ public enum OpenFile {
         return try Sys.copyRange(source, &inOffset, target, &outOffset, length)
     }
 }
+
+extension OverlayTree {
+    /// fsyncdir: what changed in a directory was changed in its upper copy; one only in lower layers is unchanged.
+    public func synchronizeDirectory(_ id: NodeID, dataOnly: Bool) throws(Errno) {
+        let source = try inodes.node(id).sources[0]
+        let layer = stack.layers[source.layer]
+        guard layer.isUpper else { return }
+        let fd = try Sys.open(layer.rootFD, layer.relative(source.path), O_RDONLY | O_DIRECTORY)
+        defer { Sys.close(fd) }
+        try Sys.sync(fd, dataOnly: dataOnly)
+    }
+}

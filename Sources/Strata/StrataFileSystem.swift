@@ -182,6 +182,10 @@ public final class StrataFileSystem: FileSystem {
         if !skipSync { try OpenFile.synchronize(CInt(handle), dataOnly: dataOnly) }
     }
 
+    public func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno) {
+        if !skipSync { try tree.synchronizeDirectory(NodeID(node), dataOnly: dataOnly) }
+    }
+
     public func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno) {
         try tree.setExtendedAttribute(NodeID(node), name: name, value: value, flags: flags)
     }

@@ -78,6 +78,8 @@ final class WritePathTests: XCTestCase {
     func testCopyUpKeepsContentModeOwnerTimesXattrsAndInode() {
         let stack = scratch.makeStack("stack")
         Shell.bash("setfattr -n user.origin -v kept \(stack)/l3/perms/owned")
+        Shell.bash("setfacl -m u:4321:rw,g:4321:r \(stack)/l3/perms/owned; setfacl -d -m u:4321:rwx \(stack)/l3/perms/sticky")
+        let acls = Shell.bash("cd \(stack)/l3/perms && getfacl -n owned sticky")
         let mnt = scratch.sub("mnt")
         Shell.bash("mkdir -p \(mnt)")
         let options = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper,workdir=\(stack)/work"
@@ -88,6 +90,10 @@ final class WritePathTests: XCTestCase {
         XCTAssertEqual(before.split(separator: "\n")[0], after.split(separator: "\n")[0])
         XCTAssertEqual(before.split(separator: "\n")[1].split(separator: " ")[0], after.split(separator: "\n")[1].split(separator: " ")[0])
         XCTAssertTrue(Shell.bash("getfattr -d \(mnt)/perms/owned").contains("user.origin=\"kept\""))
+        // ACLs (access and default) come along with a copy-up.
+        Shell.bash("touch \(mnt)/perms/sticky/new")
+        XCTAssertEqual(Shell.bash("cd \(stack)/upper/perms && getfacl -n owned sticky"), acls)
+        XCTAssertTrue(acls.contains("user:4321:rw-") && acls.contains("default:user:4321:rwx"), acls)
         Mounts.unmount(mnt)
         // Holes stay holes in the upper copy, and the inode numbers survive a remount.
         let blocks = Int(Shell.bash("stat -c %b \(stack)/upper/data/sparse").trimmingCharacters(in: .whitespacesAndNewlines))!
@@ -99,6 +105,21 @@ final class WritePathTests: XCTestCase {
 }
 
 extension WritePathTests {
+    /// Locks, copy_file_range, SEEK_DATA/SEEK_HOLE and fsync of files and directories answer as on the kernel.
+    func testFileInterfacesMatchTheKernel() {
+        var outputs: [String] = []
+        for kind in ["kernel", "strata"] {
+            let stack = scratch.makeStack("\(kind)-stack")
+            mounted(kind, stack, workdir: stack + "/\(kind)-work") { mnt in
+                outputs.append(Shell.bash("python3 '\(Paths.fixtures)/file-interfaces.py' \(mnt)"))
+            }
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertTrue(outputs[1].contains("flock held elsewhere EAGAIN\nflock after unlock None\n"), outputs[1])
+        XCTAssertTrue(outputs[1].contains("child lock at 0 EAGAIN\nchild lock at 4 granted\n"), outputs[1])
+        XCTAssertTrue(outputs[1].contains("fsync perms None\n"), outputs[1])
+    }
+
     /// Renaming a lower directory of 5000 files writes one directory, one redirect and one whiteout, never EXDEV,
     /// and the kernel reads the result the same way.
     func testDirectoryRenameIsARedirectTheKernelFollows() {
