@@ -93,19 +93,21 @@ extension OverlayTree {
         }
     }
 
-    /// Creates `name` in `parent`, owned by `owner`; for a file also opens it (with `flags`).
+    /// Creates `name` in `parent`, owned by `owner`, or by whoever the backing filesystem makes its owner when
+    /// nil; for a file also opens it (with `flags`).
     public func create(parent: NodeID, name: String, _ object: NewObject,
-                       owner: (uid: uid_t, gid: gid_t)) throws(Errno) -> (Entry, FileDescriptor?) {
+                       owner: (uid: uid_t, gid: gid_t)?) throws(Errno) -> (Entry, FileDescriptor?) {
         if Whiteout.isReserved(name) { throw .invalidArgument }
         let parentNode = try copyUp(parent)
-        if try existing(parentNode, name) != nil { throw .fileExists }
+        guard case let .absent(whiteout) = try stack.lookup(name, in: parentNode.sources, root: inodes.rootSources) else {
+            throw .fileExists
+        }
         let (upper, work) = try stack.writable()
         let path = child(parentNode, name)
         var linkSource: String?
         if case let .hardLink(target) = object {
             linkSource = try copyUp(target).path
         }
-        let whiteout = try stack.upperWhiteout(path)
         // Over a device whiteout the object is built aside and swapped in; elsewhere it is made in place.
         let staged = whiteout == .device ? work.temporaryName() : nil
         let (dirFD, target) = staged.map { (work.fd, $0) } ?? (upper.rootFD, path)
@@ -131,7 +133,11 @@ extension OverlayTree {
                 try Sys.link(upper.rootFD, linkSource!, dirFD, target)
             }
             made = true
-            if linkSource == nil { try Sys.chown(dirFD, target, owner.uid, owner.gid) }
+            if let owner, let descriptor {
+                try Sys.chown(descriptor.rawValue, owner.uid, owner.gid)
+            } else if let owner, linkSource == nil {
+                try Sys.chown(dirFD, target, owner.uid, owner.gid)
+            }
             if let staged { try stack.replace(path, try Sys.stat(upper.rootFD, path), with: staged, upper, work) }
             if whiteout == .file { try stack.removeWhiteoutMarker(path) }
         } catch {
@@ -144,7 +150,7 @@ extension OverlayTree {
             throw error
         }
         // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
-        let resolution = try stack.upperOnly(path)
+        let resolution = try stack.upperOnly(path, descriptor: descriptor?.rawValue)
         if case let .hardLink(target) = object {
             inodes.link(target, as: path, file: FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino))
             return (Entry(node: target, attributes: stack.shown(resolution)), nil)

@@ -12,6 +12,11 @@ struct Source: Sendable, Equatable {
     }
 }
 
+enum Lookup {
+    case found(Resolution)
+    case absent(upperWhiteout: Whiteout.Format?)
+}
+
 /// Where a merged path lives: the sources that serve it, top first. A non-directory has exactly one;
 /// a directory has every layer that contributes entries, down to the first opaque one.
 struct Resolution {
@@ -28,6 +33,13 @@ extension LayerStack {
     /// directory merges with lower directories of the same name until one is opaque or a lower layer holds a
     /// whiteout or a non-directory there. A directory with a redirect continues the descent at its old path.
     func resolve(_ name: String, in parent: [Source], root: [Source]) throws(Errno) -> Resolution {
+        guard case let .found(resolution) = try lookup(name, in: parent, root: root) else { throw .noSuchFileOrDirectory }
+        return resolution
+    }
+
+    /// What `name` in a directory served by `parent` is: a resolution, or absent, together with the form of the
+    /// whiteout the upper layer holds for it (which a new object at that name must replace).
+    func lookup(_ name: String, in parent: [Source], root: [Source]) throws(Errno) -> Lookup {
         var candidates = parent.map { $0.child(name) }
         var found: [(source: Source, info: stat)] = []
         var index = 0
@@ -36,10 +48,16 @@ extension LayerStack {
             index += 1
             let layer = layers[candidate.layer]
             guard let info = try Sys.statIfPresent(layer.rootFD, candidate.path) else {
-                if try hasWhiteoutFile(layer, candidate.path) { break }
+                if try hasWhiteoutFile(layer, candidate.path) {
+                    if found.isEmpty, layer.isUpper { return .absent(upperWhiteout: .file) }
+                    break
+                }
                 continue
             }
-            if Whiteout.isDevice(info) { break }
+            if Whiteout.isDevice(info) {
+                if found.isEmpty, layer.isUpper { return .absent(upperWhiteout: .device) }
+                break
+            }
             if let first = found.first, !(first.info.isDirectory && info.isDirectory) { break }
             found.append((candidate, info))
             // Opacity and redirects only matter while there are layers below (an absolute redirect reaches any of
@@ -58,15 +76,15 @@ extension LayerStack {
                 index = 0
             }
         }
-        guard let top = found.first else { throw .noSuchFileOrDirectory }
-        return Resolution(sources: found.map(\.source), top: top.info, inode: inodeNumber(isRoot: false, found: found))
+        guard let top = found.first else { return .absent(upperWhiteout: nil) }
+        return .found(Resolution(sources: found.map(\.source), top: top.info, inode: inodeNumber(isRoot: false, found: found)))
     }
 
-    /// The resolution of an object known to exist in the upper layer only.
-    func upperOnly(_ path: String) throws(Errno) -> Resolution {
+    /// The resolution of an object known to exist in the upper layer only (and open as `descriptor`, if given).
+    func upperOnly(_ path: String, descriptor: CInt? = nil) throws(Errno) -> Resolution {
         let (upper, _) = try writable()
         let source = Source(layer: upper.index, path: path)
-        let info = try Sys.stat(upper.rootFD, path)
+        let info = if let descriptor { try Sys.fstat(descriptor) } else { try Sys.stat(upper.rootFD, path) }
         return Resolution(sources: [source], top: info, inode: inodeNumber(isRoot: false, found: [(source, info)]))
     }
 

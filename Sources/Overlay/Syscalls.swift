@@ -131,6 +131,10 @@ extension Sys {
         _ = try valueOrErrno { fchownat(dirFD, path, uid, gid, CLinux_AT_SYMLINK_NOFOLLOW) }
     }
 
+    static func chown(_ fd: CInt, _ uid: uid_t, _ gid: gid_t) throws(Errno) {
+        _ = try valueOrErrno { fchown(fd, uid, gid) }
+    }
+
     static func chmod(_ dirFD: CInt, _ path: String, _ mode: mode_t) throws(Errno) {
         _ = try valueOrErrno { fchmodat(dirFD, path, mode, 0) }
     }

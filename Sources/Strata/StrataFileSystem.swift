@@ -10,6 +10,7 @@ public final class StrataFileSystem: FileSystem {
     let timeout: Double
     /// fsync=0 and volatile: callers' syncs return at once.
     let skipSync: Bool
+    private let daemonOwner = (uid: geteuid(), gid: getegid())
     /// The kernel gathers writes in its page cache and sends them in large pieces (fuse-overlayfs's default).
     let writeback: Bool
     private let directories = DirectoryHandles()
@@ -139,6 +140,12 @@ public final class StrataFileSystem: FileSystem {
     /// subdirectories, its setgid bit), as on a local filesystem.
     private func make(_ context: RequestContext, _ parent: UInt64, _ name: String,
                       _ object: NewObject) throws(Errno) -> (Entry, FileDescriptor?) {
+        // The daemon's own objects are owned as the backing filesystem makes them, which applies a setgid
+        // parent's group as a local filesystem does; anyone else's are given their owner here.
+        if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid {
+            let (created, descriptor) = try tree.create(parent: NodeID(parent), name: name, object, owner: nil)
+            return (entry(created), descriptor)
+        }
         let parentAttributes = try tree.attributes(of: NodeID(parent))
         let inheritsGroup = parentAttributes.st_mode & S_ISGID != 0
         var object = object
