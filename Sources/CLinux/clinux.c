@@ -43,6 +43,10 @@ int CLinux_lremovexattr(const char *path, const char *name) { return lremovexatt
 ssize_t CLinux_fgetxattr(int fd, const char *name, void *value, size_t size) {
     return fgetxattr(fd, name, value, size);
 }
+ssize_t CLinux_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
+int CLinux_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
+    return fsetxattr(fd, name, value, size, flags);
+}
 
 dev_t CLinux_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 unsigned int CLinux_major(dev_t dev) { return major(dev); }

@@ -33,8 +33,8 @@ public protocol FileSystem: Sendable {
     func removeDirectory(parent: UInt64, name: String) throws(Errno)
     func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(Errno)
     func setAttributes(node: UInt64, _ changes: AttributeChanges, handle: UInt64?) throws(Errno) -> Attributes
-    func write(node: UInt64, handle: UInt64, data: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int
-    func flush(node: UInt64, handle: UInt64) throws(Errno)
+    /// Each write reaches the backing file: there is no flush (the kernel stops asking after the first close).
+    func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int
     func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno)
     func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno)
     func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno)
@@ -131,4 +131,6 @@ public struct Capabilities: OptionSet, Sendable {
     public static let cacheSymlinks = Capabilities(rawValue: 1 << 23)
     public static let parallelDirectoryOperations = Capabilities(rawValue: 1 << 18)
     public static let writebackCache = Capabilities(rawValue: 1 << 16)
+    /// The kernel enforces POSIX ACLs (and turns default_permissions on).
+    public static let posixACL = Capabilities(rawValue: 1 << 19)
 }

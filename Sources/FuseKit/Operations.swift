@@ -132,16 +132,11 @@ extension fuse_lowlevel_ops {
             let handle = info.map { $0.pointee.fh }
             respond(request) { fs throws(Errno) in .attributes(try fs.setAttributes(node: node, changes, handle: handle)) }
         }
-        ops.write = { request, node, buffer, size, offset, info in
+        ops.write_buf = { request, node, buffers, offset, info in
             let handle = info!.pointee.fh
             respond(request) { fs throws(Errno) in
-                .count(try fs.write(node: node, handle: handle, data: UnsafeRawBufferPointer(start: buffer, count: size),
-                                    offset: Int64(offset)))
+                .count(try fs.write(node: node, handle: handle, data: WriteData(buffers!), offset: Int64(offset)))
             }
-        }
-        ops.flush = { request, node, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in try fs.flush(node: node, handle: handle); return .success }
         }
         ops.fsync = { request, node, dataOnly, info in
             let handle = info!.pointee.fh

@@ -1,29 +1,36 @@
 import CLinux
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Copying an object from a lower layer into the upper one: built in the work directory with its content,
 /// owner, mode, extended attributes and times, then renamed into place in one step.
 extension LayerStack {
-    /// Copies `source` (a lower layer's object) to `path` in the upper layer, whose parent must already exist
-    /// there. `data: false` copies only metadata (for an open with O_TRUNC). `inode` is the number the file
-    /// showed, recorded so that it keeps showing it.
-    func copyUp(_ path: String, from source: Source, inode: UInt64, data: Bool) throws(Errno) {
+    /// Copies `source` (a lower layer's object, whose attributes are `info`) to `path` in the upper layer,
+    /// whose parent must already exist there. `data: false` copies only metadata (for an open with O_TRUNC).
+    /// `inode` is the number the file showed, recorded so that it keeps showing it.
+    func copyUp(_ path: String, from source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) {
         let (upper, work) = try writable()
         let lower = layers[source.layer]
-        let lowerPath = source.path
-        let info = try Sys.stat(lower.rootFD, lowerPath)
         let temporary = work.temporaryName()
         do {
             switch info.fileType {
-            case S_IFREG: try copyContent(lower, lowerPath, size: info.st_size, to: work, temporary, data: data)
-            case S_IFDIR: try Sys.mkdir(work.fd, temporary, 0o700)
-            case S_IFLNK: try Sys.symlink(Sys.readlink(lower.rootFD, lowerPath), work.fd, temporary)
-            default: try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
+            case S_IFREG:
+                try copyFile(lower, source.path, info, to: work, temporary, data: data, inode: inode)
+            case S_IFDIR:
+                try Sys.mkdir(work.fd, temporary, 0o700)
+                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info,
+                                 to: .path(work.fd, temporary, work.path + "/" + temporary))
+            default:
+                if info.fileType == S_IFLNK {
+                    try Sys.symlink(Sys.readlink(lower.rootFD, source.path), work.fd, temporary)
+                } else {
+                    try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
+                }
+                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info,
+                                 to: .path(work.fd, temporary, work.path + "/" + temporary))
+                try OriginInode.record(inode, on: .path(work.fd, temporary, work.path + "/" + temporary))
             }
-            try copyMetadata(from: lower.absolute(lowerPath), info, to: work, temporary)
-            if !info.isDirectory { try OriginInode.record(inode, at: work.path + "/" + temporary) }
-            try Sys.setTimes(work.fd, temporary, access: info.st_atim, modification: info.st_mtim)
             // Moving the copy in touches its parent; a copy-up is no change to the parent, so its times stay.
             let parent = upper.relative(String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex)))
             let parentInfo = try Sys.stat(upper.rootFD, parent)
@@ -40,29 +47,49 @@ extension LayerStack {
         return (upper, work)
     }
 
-    /// Clones where the filesystem can; otherwise copies only the data segments, so holes stay holes.
-    private func copyContent(_ lower: Layer, _ path: String, size: off_t, to work: WorkDirectory,
-                             _ temporary: String, data: Bool) throws(Errno) {
+    /// A regular file: content and metadata go through the two descriptors, and the copy is synced before it
+    /// is moved into place (unless volatile), as the kernel does, so that no crash leaves a partial copy showing.
+    private func copyFile(_ lower: Layer, _ path: String, _ info: stat, to work: WorkDirectory, _ temporary: String,
+                          data: Bool, inode: UInt64) throws(Errno) {
         let source = try Sys.open(lower.rootFD, path, O_RDONLY | CLinux_O_NOFOLLOW)
         defer { Sys.close(source) }
         let target = try Sys.open(work.fd, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { Sys.close(target) }
-        guard data, size > 0 else { return }
-        if (try? Sys.clone(target, from: source)) != nil { return }
-        var position: off_t = 0
-        while position < size {
-            let start: off_t
+        let copiesData = data && info.st_size > 0
+        if copiesData { try copyContent(source, target, info) }
+        try copyMetadata(from: .descriptor(source), info, to: .descriptor(target))
+        try OriginInode.record(inode, on: .descriptor(target))
+        if copiesData, !volatile { try Sys.sync(target) }
+    }
+
+    /// Clones where the filesystem can; otherwise copies only the data segments, so holes stay holes.
+    private func copyContent(_ source: CInt, _ target: CInt, _ info: stat) throws(Errno) {
+        if !cloning.unsupported {
             do throws(Errno) {
-                start = try Sys.seek(source, position, CLinux_SEEK_DATA)
-            } catch .noSuchAddressOrDevice {
-                break
+                return try Sys.clone(target, from: source)
+            } catch .notSupported, .improperLink, .invalidArgument, .badFileDescriptor, .notPermitted {
+                // Remembered per mount: the layers' filesystem does not change.
+                cloning.markUnsupported()
             }
-            let end = try Sys.seek(source, start, CLinux_SEEK_HOLE)
-            try copyRange(source, target, from: start, to: end)
-            position = end
         }
-        try Sys.truncate(target, size)
-        if !volatile { try Sys.sync(target) }
+        // A file with as many blocks as bytes has no holes to look for.
+        if Int64(info.st_blocks) * 512 >= Int64(info.st_size) {
+            try copyRange(source, target, from: 0, to: info.st_size)
+        } else {
+            var position: off_t = 0
+            while position < info.st_size {
+                let start: off_t
+                do throws(Errno) {
+                    start = try Sys.seek(source, position, CLinux_SEEK_DATA)
+                } catch .noSuchAddressOrDevice {
+                    break
+                }
+                let end = try Sys.seek(source, start, CLinux_SEEK_HOLE)
+                try copyRange(source, target, from: start, to: end)
+                position = end
+            }
+        }
+        try Sys.truncate(target, info.st_size)
     }
 
     private func copyRange(_ source: CInt, _ target: CInt, from start: off_t, to end: off_t) throws(Errno) {
@@ -97,16 +124,72 @@ extension LayerStack {
     }
 
     /// Owner before mode (a chown clears setuid and setgid), then every extended attribute but the overlay's own
-    /// (ACLs are attributes too).
-    private func copyMetadata(from lowerPath: String, _ info: stat, to work: WorkDirectory, _ temporary: String) throws(Errno) {
-        try Sys.chown(work.fd, temporary, info.st_uid, info.st_gid)
-        if info.fileType != S_IFLNK { try Sys.chmod(work.fd, temporary, info.st_mode & 0o7777) }
-        let target = work.path + "/" + temporary
-        for name in try Sys.xattrNames(lowerPath) where !PrivateXattr.isPrivate(name) {
-            guard let value = try Sys.xattr(lowerPath, name) else { continue }
-            try Sys.setXattr(target, name, value)
+    /// (ACLs are attributes too), then the times.
+    private func copyMetadata(from source: BackingObject, _ info: stat, to target: BackingObject) throws(Errno) {
+        try target.chown(info.st_uid, info.st_gid)
+        if info.fileType != S_IFLNK { try target.chmod(info.st_mode & 0o7777) }
+        for name in try source.xattrNames() where !PrivateXattr.isPrivate(name) {
+            guard let value = try source.xattr(name) else { continue }
+            try target.setXattr(name, value)
+        }
+        try target.setTimes(access: info.st_atim, modification: info.st_mtim)
+    }
+}
+
+/// An object in a layer, reached through an open descriptor (a regular file) or by its path (any object).
+enum BackingObject {
+    case descriptor(CInt)
+    /// The directory descriptor and name, and the same object's absolute path for the xattr calls.
+    case path(CInt, String, String)
+
+    func chown(_ uid: uid_t, _ gid: gid_t) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.chown(fd, uid, gid)
+        case let .path(dirFD, name, _): try Sys.chown(dirFD, name, uid, gid)
         }
     }
+
+    func chmod(_ mode: mode_t) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.chmod(fd, mode)
+        case let .path(dirFD, name, _): try Sys.chmod(dirFD, name, mode)
+        }
+    }
+
+    func xattrNames() throws(Errno) -> [String] {
+        switch self {
+        case let .descriptor(fd): try Sys.xattrNames(fd)
+        case let .path(_, _, absolute): try Sys.xattrNames(absolute)
+        }
+    }
+
+    func xattr(_ name: String) throws(Errno) -> [UInt8]? {
+        switch self {
+        case let .descriptor(fd): try Sys.xattr(fd, name)
+        case let .path(_, _, absolute): try Sys.xattr(absolute, name)
+        }
+    }
+
+    func setXattr(_ name: String, _ value: [UInt8]) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.setXattr(fd, name, value)
+        case let .path(_, _, absolute): try Sys.setXattr(absolute, name, value)
+        }
+    }
+
+    func setTimes(access: timespec, modification: timespec) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.setTimes(fd, access: access, modification: modification)
+        case let .path(dirFD, name, _): try Sys.setTimes(dirFD, name, access: access, modification: modification)
+        }
+    }
+}
+
+/// Whether the layers' filesystem refused a reflink once; a mount then stops asking.
+final class CloneSupport: Sendable {
+    private let refused = Atomic<Bool>(false)
+    var unsupported: Bool { refused.load(ordering: .relaxed) }
+    func markUnsupported() { refused.store(true, ordering: .relaxed) }
 }
 
 /// The inode number a copied-up file showed before, kept in an overlay-private attribute so that `st_ino`
@@ -114,12 +197,12 @@ extension LayerStack {
 enum OriginInode {
     static let names = ["trusted.overlay.strata.ino", "user.overlay.strata.ino"]
 
-    static func record(_ inode: UInt64, at path: String) throws(Errno) {
+    static func record(_ inode: UInt64, on target: BackingObject) throws(Errno) {
         let value = Array(String(inode).utf8)
         do throws(Errno) {
-            try Sys.setXattr(path, names[0], value)
+            try target.setXattr(names[0], value)
         } catch .notPermitted, .notSupported {
-            try Sys.setXattr(path, names[1], value)
+            try target.setXattr(names[1], value)
         }
     }
 

@@ -40,7 +40,9 @@ public final class LayerStack: Sendable {
     /// Present exactly when there is an upper layer.
     let work: WorkDirectory?
     let settings: WriteSettings
+    let mapping: AttributeMapping
     let hardLinks = HardLinkIndex()
+    let cloning = CloneSupport()
     var volatile: Bool { settings.volatile }
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
@@ -48,8 +50,9 @@ public final class LayerStack: Sendable {
     /// Opens each directory; `upper` (if any) goes on top of `lowers`, which are given top first, and
     /// `workdir` (required with an upper layer) is cleaned of what an earlier mount left.
     public init(lowers: [String], upper: String?, workdir: String? = nil,
-                settings: WriteSettings = WriteSettings()) throws(Errno) {
+                settings: WriteSettings = WriteSettings(), mapping: AttributeMapping = AttributeMapping()) throws(Errno) {
         self.settings = settings
+        self.mapping = mapping
         var layers: [Layer] = []
         let paths = (upper.map { [$0] } ?? []) + lowers
         do {

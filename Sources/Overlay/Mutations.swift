@@ -33,8 +33,9 @@ extension OverlayTree {
             let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
             try copyUp(path: parent, data: true)
         }
-        let lowerInfo = try stack.attributes(of: node)
-        try stack.copyUp(path, from: node.sources[0], inode: node.inode, data: data)
+        let source = node.sources[0]
+        let lowerInfo = try Sys.stat(stack.layers[source.layer].rootFD, source.path)
+        try stack.copyUp(path, from: source, info: lowerInfo, inode: node.inode, data: data)
         let upper = Source(layer: 0, path: path)
         let sources = lowerInfo.isDirectory ? [upper] + node.sources : [upper]
         inodes.update(path, sources: sources)
@@ -133,10 +134,10 @@ extension OverlayTree {
                 try Sys.link(upper.rootFD, linkSource!, dirFD, target)
             }
             made = true
-            if let owner, let descriptor {
-                try Sys.chown(descriptor.rawValue, owner.uid, owner.gid)
-            } else if let owner, linkSource == nil {
-                try Sys.chown(dirFD, target, owner.uid, owner.gid)
+            if let owner, linkSource == nil {
+                let made: BackingObject = descriptor.map { .descriptor($0.rawValue) }
+                    ?? .path(dirFD, target, staged.map { work.path + "/" + $0 } ?? upper.absolute(path))
+                try give(made, to: owner, mode: object.permissions)
             }
             if let staged { try stack.replace(path, try Sys.stat(upper.rootFD, path), with: staged, upper, work) }
             if whiteout == .file { try stack.removeWhiteoutMarker(path) }
@@ -156,6 +157,17 @@ extension OverlayTree {
             return (Entry(node: target, attributes: stack.shown(resolution)), nil)
         }
         return (remember(path, resolution), descriptor)
+    }
+
+    /// Gives a new object its creator, as the layers store ids: in the permissions attribute where one stands in
+    /// for the real owner and mode (a symlink, without a mode, cannot carry it), else by chown.
+    private func give(_ object: BackingObject, to owner: (uid: uid_t, gid: gid_t), mode: mode_t?) throws(Errno) {
+        let uid = stack.mapping.uids.stored(owner.uid), gid = stack.mapping.gids.stored(owner.gid)
+        if let name = stack.mapping.permissionsXattr, let mode {
+            try object.setXattr(name, StoredPermissions(uid: uid, gid: gid, mode: mode).value)
+        } else {
+            try object.chown(uid, gid)
+        }
     }
 
     /// unlink and rmdir: the name disappears from the merged view, by a whiteout where a lower layer holds it.
@@ -265,10 +277,21 @@ extension OverlayTree {
         let node = try copyUp(id, data: changes.size != 0)
         let (upper, _) = try stack.writable()
         let path = upper.relative(node.path)
-        if changes.uid != nil || changes.gid != nil {
-            try Sys.chown(upper.rootFD, path, changes.uid ?? uid_t.max, changes.gid ?? gid_t.max)
+        let uid = changes.uid.map(stack.mapping.uids.stored), gid = changes.gid.map(stack.mapping.gids.stored)
+        if let name = stack.mapping.permissionsXattr, uid != nil || gid != nil || changes.mode != nil,
+           case let real = try Sys.stat(upper.rootFD, path), real.fileType != S_IFLNK {
+            // The attribute changes; the real owner and mode stay the daemon's.
+            let object = BackingObject.path(upper.rootFD, path, upper.absolute(node.path))
+            var permissions = try object.xattr(name).flatMap(StoredPermissions.init)
+                ?? StoredPermissions(uid: real.st_uid, gid: real.st_gid, mode: real.st_mode & 0o7777)
+            if let uid { permissions.uid = uid }
+            if let gid { permissions.gid = gid }
+            if let mode = changes.mode { permissions.mode = mode & 0o7777 }
+            try object.setXattr(name, permissions.value)
+        } else {
+            if uid != nil || gid != nil { try Sys.chown(upper.rootFD, path, uid ?? uid_t.max, gid ?? gid_t.max) }
+            if let mode = changes.mode { try Sys.chmod(upper.rootFD, path, mode & 0o7777) }
         }
-        if let mode = changes.mode { try Sys.chmod(upper.rootFD, path, mode & 0o7777) }
         if let size = changes.size {
             if let descriptor {
                 try Sys.truncate(descriptor, size)
@@ -294,19 +317,27 @@ extension OverlayTree {
     }
 
     public func setExtendedAttribute(_ id: NodeID, name: String, value: [UInt8], flags: CInt) throws(Errno) {
-        if PrivateXattr.isPrivate(name) { throw .notSupported }
+        if stack.hidesXattr(name) { throw .notSupported }
         let node = try copyUp(id)
         try Sys.setXattr(try stack.writable().0.absolute(node.path), name, value, flags: flags)
     }
 
     public func removeExtendedAttribute(_ id: NodeID, name: String) throws(Errno) {
-        if PrivateXattr.isPrivate(name) { throw .notSupported }
+        if stack.hidesXattr(name) { throw .notSupported }
         let node = try copyUp(id)
         try Sys.removeXattr(try stack.writable().0.absolute(node.path), name)
     }
 }
 
 extension NewObject {
+    /// The permission bits asked for, where the object has any of its own.
+    var permissions: mode_t? {
+        switch self {
+        case let .file(mode, _), let .directory(mode), let .special(mode, _): mode & 0o7777
+        case .symlink, .hardLink: nil
+        }
+    }
+
     var isDirectory: Bool {
         if case .directory = self { return true }
         return false

@@ -5,10 +5,6 @@ import SystemPackage
 /// Operations on a file the caller has open: the descriptor is the backing file itself, so they pass straight
 /// through to the kernel.
 public enum OpenFile {
-    public static func write(_ fd: CInt, _ data: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try valueOrErrno { pwrite(fd, data.baseAddress, data.count, off_t(offset)) }
-    }
-
     public static func synchronize(_ fd: CInt, dataOnly: Bool) throws(Errno) {
         try Sys.sync(fd, dataOnly: dataOnly)
     }

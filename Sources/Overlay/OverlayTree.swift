@@ -41,6 +41,9 @@ public final class OverlayTree: Sendable {
         return remember(path, resolution)
     }
 
+    /// Whether owners and modes pass through a mapping (so that new objects need an explicit owner).
+    public var mapsAttributes: Bool { !stack.mapping.isIdentity }
+
     /// Counts one kernel reference to a resolved path and answers with what the mount shows for it.
     func remember(_ path: String, _ resolution: Resolution) -> Entry {
         Entry(node: inodes.remember(path, resolution), attributes: stack.shown(resolution))
@@ -62,6 +65,7 @@ public final class OverlayTree: Sendable {
         }
         var info = try Sys.fstat(fd)
         info.st_ino = ino_t(kept.inode)
+        stack.mapping.present(&info) { stack.mapping.permissionsXattr.flatMap { try? Sys.xattr(fd, $0) } }
         return info
     }
 
@@ -94,7 +98,7 @@ public final class OverlayTree: Sendable {
     }
 
     public func extendedAttribute(_ node: NodeID, name: String) throws(Errno) -> [UInt8] {
-        if PrivateXattr.isPrivate(name) { throw .noData }
+        if stack.hidesXattr(name) { throw .noData }
         let node = try inodes.node(node)
         guard let value = try Sys.xattr(stack.absolute(node.sources[0]), name) else { throw .noData }
         return value
@@ -102,7 +106,7 @@ public final class OverlayTree: Sendable {
 
     public func extendedAttributeNames(_ node: NodeID) throws(Errno) -> [String] {
         let node = try inodes.node(node)
-        return try Sys.xattrNames(stack.absolute(node.sources[0])).filter { !PrivateXattr.isPrivate($0) }
+        return try Sys.xattrNames(stack.absolute(node.sources[0])).filter { !stack.hidesXattr($0) }
     }
 
     public func filesystemStatistics() throws(Errno) -> statvfs {

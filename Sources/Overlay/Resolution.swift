@@ -138,6 +138,7 @@ extension LayerStack {
            let recorded = LinkCount.read(absolute(source)), recorded.first == "U", let delta = Int(recorded.dropFirst()) {
             shown.st_nlink = nlink_t(max(1, Int(info.st_nlink) + delta))
         }
+        mapping.present(&shown) { mapping.permissionsXattr.flatMap { try? Sys.xattr(absolute(source), $0) } }
         return shown
     }
 }

@@ -66,13 +66,32 @@ enum Sys {
         }
     }
 
+    static func xattr(_ fd: CInt, _ name: String) throws(Errno) -> [UInt8]? {
+        do {
+            return try readSized { buffer, size in CLinux_fgetxattr(fd, name, buffer, size) }
+        } catch .noData {
+            return nil
+        }
+    }
+
     static func xattrNames(_ path: String) throws(Errno) -> [String] {
         let list = try readSized { buffer, size in CLinux_llistxattr(path, buffer?.assumingMemoryBound(to: CChar.self), size) }
         return list.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    static func xattrNames(_ fd: CInt) throws(Errno) -> [String] {
+        let list = try readSized { buffer, size in CLinux_flistxattr(fd, buffer?.assumingMemoryBound(to: CChar.self), size) }
+        return list.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// Calls a size-probing getter (size 0 asks for the size) until the value fits, as it may grow in between.
+    /// Most values are short: a first try with a small buffer usually saves the probe.
     private static func readSized(_ call: (UnsafeMutableRawPointer?, Int) -> Int) throws(Errno) -> [UInt8] {
+        var small = [UInt8](repeating: 0, count: 256)
+        do {
+            let count = try valueOrErrno { small.withUnsafeMutableBytes { call($0.baseAddress, $0.count) } }
+            return Array(small[..<count])
+        } catch .outOfRange {}
         while true {
             let size = try valueOrErrno { call(nil, 0) }
             if size == 0 { return [] }
@@ -140,6 +159,15 @@ extension Sys {
     }
 
     /// Sets access and modification times without following a final symbolic link.
+    static func setTimes(_ fd: CInt, access: timespec, modification: timespec) throws(Errno) {
+        var times = [access, modification]
+        _ = try valueOrErrno { futimens(fd, &times) }
+    }
+
+    static func chmod(_ fd: CInt, _ mode: mode_t) throws(Errno) {
+        _ = try valueOrErrno { fchmod(fd, mode) }
+    }
+
     static func setTimes(_ dirFD: CInt, _ path: String, access: timespec, modification: timespec) throws(Errno) {
         var times = [access, modification]
         _ = try valueOrErrno { utimensat(dirFD, path, &times, CLinux_AT_SYMLINK_NOFOLLOW) }
@@ -156,6 +184,12 @@ extension Sys {
     static func setXattr(_ path: String, _ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
         _ = try valueOrErrno {
             value.withUnsafeBytes { CLinux_lsetxattr(path, name, $0.baseAddress, $0.count, flags) }
+        }
+    }
+
+    static func setXattr(_ fd: CInt, _ name: String, _ value: [UInt8]) throws(Errno) {
+        _ = try valueOrErrno {
+            value.withUnsafeBytes { CLinux_fsetxattr(fd, name, $0.baseAddress, $0.count, 0) }
         }
     }
 

@@ -50,6 +50,14 @@ enum OpaqueDirectory {
 }
 
 /// Extended attributes that belong to the overlay's own bookkeeping: hidden from users and never copied.
+extension LayerStack {
+    /// Attributes users neither see nor set: the overlay's own, and the permissions attribute while it stands in
+    /// for the real owner and mode (copy-up still carries the latter along).
+    func hidesXattr(_ name: String) -> Bool {
+        PrivateXattr.isPrivate(name) || name == mapping.permissionsXattr
+    }
+}
+
 enum PrivateXattr {
     static let prefixes = ["trusted.overlay.", "user.overlay."]
 

@@ -17,6 +17,10 @@ public struct MountOptions: Equatable, Sendable {
     public var skipSync = false
     /// `writeback=0` turns the kernel's writeback cache off.
     public var writeback = true
+    /// uidmapping, gidmapping, squash_to_*, xattr_permissions and static_nlink.
+    public var mapping = AttributeMapping()
+    /// `noacl`: the kernel checks permissions by mode bits alone, ignoring POSIX ACLs.
+    public var acl = true
     /// One line per option that was not understood and is ignored.
     public var warnings: [String] = []
 
@@ -72,6 +76,30 @@ public struct MountOptions: Equatable, Sendable {
         case let ("writeback", value?):
             guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
             writeback = value == "1"
+        case let ("uidmapping", value?), let ("gidmapping", value?):
+            guard let map = IDMap(value) else {
+                throw .invalid(option: option, reason: "expected container:host:count triples, as 0:1000:1:1:100000:65536")
+            }
+            if key == "uidmapping" { mapping.uids = map } else { mapping.gids = map }
+        case ("squash_to_root", nil):
+            mapping.squashUID = mapping.squashUID ?? 0
+            mapping.squashGID = mapping.squashGID ?? 0
+        case let ("squash_to_uid", value?), let ("squash_to_gid", value?):
+            guard let id = UInt32(value) else { throw .invalid(option: option, reason: "expected a numeric id") }
+            if key == "squash_to_uid" { mapping.squashUID = id } else { mapping.squashGID = id }
+        case let ("xattr_permissions", value?):
+            switch value {
+            case "0": mapping.permissionsXattr = nil
+            case "1": mapping.permissionsXattr = "security.containers.override_stat"
+            case "2": mapping.permissionsXattr = "user.containers.override_stat"
+            default: throw .invalid(option: option, reason: "expected 0, 1 or 2")
+            }
+        case ("static_nlink", nil):
+            mapping.staticDirectoryLinks = true
+        case ("noacl", nil):
+            acl = false
+        case ("acl", nil):
+            acl = true
         case let ("threaded", value?):
             guard let flag = Int(value) else { throw .invalid(option: option, reason: "expected 0 or 1") }
             threads = flag == 0 ? 1 : 2

@@ -17,12 +17,12 @@ public enum Mounter {
         do {
             let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)
             tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper, workdir: plan.work,
-                                                     settings: settings))
+                                                     settings: settings, mapping: plan.options.mapping))
         } catch {
             throw Failure(description: "opening the layers: \(error)")
         }
         let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout, skipSync: plan.options.skipSync,
-                                          writeback: plan.options.writeback)
+                                          writeback: plan.options.writeback, acl: plan.options.acl)
         do {
             let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
             try session.mount(at: plan.mountpoint)

@@ -15,16 +15,22 @@ public final class StrataFileSystem: FileSystem {
     let writeback: Bool
     private let directories = DirectoryHandles()
 
-    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false, writeback: Bool = true) {
+    /// The kernel checks POSIX ACLs (read from the backing files' attributes) besides the mode bits.
+    let acl: Bool
+
+    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false, writeback: Bool = true, acl: Bool = true) {
         self.tree = tree
+        self.acl = acl
         self.timeout = timeout
         self.skipSync = skipSync
         self.writeback = writeback
     }
 
     public var capabilities: Capabilities {
-        let base: Capabilities = [.spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
-        return writeback ? base.union(.writebackCache) : base
+        var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
+        if writeback { wanted.insert(.writebackCache) }
+        if acl { wanted.insert(.posixACL) }
+        return wanted
     }
 
     /// With the writeback cache the kernel reads pages of files open for writing only, and places appends
@@ -142,7 +148,7 @@ public final class StrataFileSystem: FileSystem {
                       _ object: NewObject) throws(Errno) -> (Entry, FileDescriptor?) {
         // The daemon's own objects are owned as the backing filesystem makes them, which applies a setgid
         // parent's group as a local filesystem does; anyone else's are given their owner here.
-        if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid {
+        if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid, tree.mapsAttributes == false {
             let (created, descriptor) = try tree.create(parent: NodeID(parent), name: name, object, owner: nil)
             return (entry(created), descriptor)
         }
@@ -178,12 +184,9 @@ public final class StrataFileSystem: FileSystem {
         return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: handle.map { CInt($0) }), timeout: timeout)
     }
 
-    public func write(node: UInt64, handle: UInt64, data: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int {
-        try OpenFile.write(CInt(handle), data, at: offset)
+    public func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int {
+        try data.write(to: CInt(handle), at: offset)
     }
-
-    /// Data reaches the backing file at each write; close happens at release.
-    public func flush(node: UInt64, handle: UInt64) throws(Errno) {}
 
     public func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno) {
         if !skipSync { try OpenFile.synchronize(CInt(handle), dataOnly: dataOnly) }

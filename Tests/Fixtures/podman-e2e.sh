@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# podman-e2e.sh STRATA [OPTIONS]: podman with private storage under a temporary directory, mounting every
+# container and image through STRATA (with `-o OPTIONS` added, e.g. whiteout=file) as containers/storage's
+# mount_program. Imports a busybox rootfs, runs it, changes lower files in a container, checks `podman diff`,
+# commits, runs the commit, runs two containers on the same lowers at once, and removes everything.
+# Prints one "ok" line per step; exits non-zero at the first failure. Host storage is never touched.
+set -euo pipefail
+strata=$1
+extra=${2:-}
+root=$(mktemp -d /tmp/strata-podman.XXXXXX)
+
+cleanup() {
+  podman_ rm --all --force --time 0 >/dev/null 2>&1 || true
+  podman_ rmi --all --force >/dev/null 2>&1 || true
+  grep -o " $root[^ ]*" /proc/mounts | while read -r mnt; do fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; done
+  rm -rf "$root"
+}
+trap cleanup EXIT
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+mkdir -p "$root"/{graph,run,tmp,rootfs}
+cat > "$root/mount-program" <<EOF
+#!/bin/sh
+# containers/storage runs this with its own -o list; the log shows what it passed and from where.
+echo "\$(pwd) \$*" >> "$root/mount-program.log"
+exec "$strata" ${extra:+-o "$extra"} "\$@"
+EOF
+chmod +x "$root/mount-program"
+cat > "$root/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$root/graph"
+runroot = "$root/run"
+[storage.options.overlay]
+mount_program = "$root/mount-program"
+EOF
+# Root here lacks CAP_SYS_RESOURCE: ulimits no higher than the current ones. No network: podman's default
+# one leaves firewall chains behind.
+cat > "$root/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+netns = "none"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$root/events.log"
+tmp_dir = "$root/tmp"
+EOF
+export CONTAINERS_CONF=$root/containers.conf CONTAINERS_STORAGE_CONF=$root/storage.conf TMPDIR=$root/tmp
+podman_() { podman --root "$root/graph" --runroot "$root/run" --tmpdir "$root/tmp" "$@"; }
+
+# A rootfs from Debian's busybox-static, with the files podman would otherwise create in each container.
+rootfs=$root/rootfs
+mkdir -p "$rootfs"/{bin,etc,data,tmp,proc,sys,dev,run}
+cp /bin/busybox "$rootfs/bin/busybox"
+for applet in sh ls cat echo rm mkdir sleep test; do ln -s busybox "$rootfs/bin/$applet"; done
+echo base > "$rootfs/etc/motd"
+echo gone > "$rootfs/etc/removeme"
+echo data > "$rootfs/data/file"
+touch "$rootfs/etc/hosts" "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname" "$rootfs/run/.containerenv"
+tar -C "$rootfs" -cf "$root/rootfs.tar" .
+podman_ import --quiet "$root/rootfs.tar" localhost/strata-base >/dev/null
+echo "ok import"
+
+out=$(podman_ run --rm localhost/strata-base sh -c 'echo hello from $(cat /etc/motd)')
+[ "$out" = "hello from base" ] || fail "run printed: $out"
+echo "ok run"
+
+podman_ run --name changer localhost/strata-base sh -c \
+  'echo written > /etc/new; echo overwritten > /etc/motd; rm /etc/removeme; echo more >> /data/file; mkdir /data/dir'
+diff=$(podman_ diff changer | sort)
+expected=$(printf '%s\n' "A /data/dir" "A /etc/new" "C /data" "C /data/file" "C /etc" "C /etc/motd" "D /etc/removeme" | sort)
+[ "$diff" = "$expected" ] || fail "podman diff listed:
+$diff"
+echo "ok diff"
+
+podman_ commit --quiet changer localhost/strata-changed >/dev/null
+out=$(podman_ run --rm localhost/strata-changed sh -c \
+  'cat /etc/new /etc/motd /data/file; test -d /data/dir && echo dir; test -e /etc/removeme || echo removed')
+[ "$out" = "$(printf 'written\noverwritten\ndata\nmore\ndir\nremoved')" ] || fail "committed image shows: $out"
+echo "ok commit"
+
+# Two containers on the same lowers at once: each sees its own writes and the shared lower files.
+for name in one two; do
+  podman_ run -d --name "$name" localhost/strata-changed sh -c "echo $name > /tmp/who; sleep 60" >/dev/null
+done
+for name in one two; do
+  for _ in $(seq 50); do podman_ exec "$name" test -e /tmp/who 2>/dev/null && break; sleep 0.2; done
+  out=$(podman_ exec "$name" cat /tmp/who /etc/motd)
+  [ "$out" = "$(printf '%s\noverwritten' "$name")" ] || fail "container $name shows: $out"
+done
+echo "ok two containers"
+
+podman_ rm --all --force --time 0 >/dev/null
+podman_ rmi --all --force >/dev/null
+if grep -q " $root" /proc/mounts; then fail "mounts left: $(grep " $root" /proc/mounts)"; fi
+sleep 1
+if pgrep -f "$strata.* $root" >/dev/null; then fail "strata daemons left: $(pgrep -af "$strata.* $root")"; fi
+grep -q "lowerdir=" "$root/mount-program.log" || fail "podman never ran the mount program"
+echo "ok clean: nothing mounted, no daemon left"
