@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Strata builds, tests and benchmarks with; does nothing when all are present.
 set -euo pipefail
-packages=(libfuse3-dev fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs)
+# podman, runc and busybox-static serve the end-to-end container test.
+packages=(libfuse3-dev fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -12,7 +12,9 @@ root=$(mktemp -d /tmp/strata-podman.XXXXXX)
 cleanup() {
   podman_ rm --all --force --time 0 >/dev/null 2>&1 || true
   podman_ rmi --all --force >/dev/null 2>&1 || true
-  grep -o " $root[^ ]*" /proc/mounts | while read -r mnt; do fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; done
+  { grep -o " $root[^ ]*" /proc/mounts || true; } | while read -r mnt; do
+    fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
+  done
   rm -rf "$root"
 }
 trap cleanup EXIT
@@ -41,13 +43,18 @@ cat > "$root/containers.conf" <<EOF
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 netns = "none"
 [engine]
+# crun refuses this machine's hybrid cgroup hierarchy (a controller on cgroup v2); runc takes it.
+runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$root/events.log"
 tmp_dir = "$root/tmp"
 EOF
 export CONTAINERS_CONF=$root/containers.conf CONTAINERS_STORAGE_CONF=$root/storage.conf TMPDIR=$root/tmp
-podman_() { podman --root "$root/graph" --runroot "$root/run" --tmpdir "$root/tmp" "$@"; }
+podman_() {
+  podman --root "$root/graph" --runroot "$root/run" --tmpdir "$root/tmp" --storage-driver overlay \
+    --storage-opt "overlay.mount_program=$root/mount-program" "$@"
+}
 
 # A rootfs from Debian's busybox-static, with the files podman would otherwise create in each container.
 rootfs=$root/rootfs
@@ -73,12 +80,30 @@ expected=$(printf '%s\n' "A /data/dir" "A /etc/new" "C /data" "C /data/file" "C 
 [ "$diff" = "$expected" ] || fail "podman diff listed:
 $diff"
 echo "ok diff"
+# The deletion is a whiteout in the container's upper layer, in the form asked for.
+upper=$(podman_ inspect changer --format '{{.GraphDriver.Data.UpperDir}}')
+case $extra in
+  *whiteout=file*) [ -f "$upper/etc/.wh.removeme" ] || fail "no .wh.removeme in $(ls -A "$upper/etc")" ;;
+  *) [ "$(stat -c %F:%t:%T "$upper/etc/removeme")" = "character special file:0:0" ] || fail "no device whiteout" ;;
+esac
+echo "ok whiteout"
 
 podman_ commit --quiet changer localhost/strata-changed >/dev/null
 out=$(podman_ run --rm localhost/strata-changed sh -c \
   'cat /etc/new /etc/motd /data/file; test -d /data/dir && echo dir; test -e /etc/removeme || echo removed')
 [ "$out" = "$(printf 'written\noverwritten\ndata\nmore\ndir\nremoved')" ] || fail "committed image shows: $out"
 echo "ok commit"
+
+# Read-only (lower-only) mounts: an image mounted, an image's diff, a container exported.
+image=$(podman_ image mount localhost/strata-changed)
+[ "$(cat "$image/etc/new")" = written ] || fail "image mount shows: $(ls "$image/etc")"
+podman_ image unmount localhost/strata-changed >/dev/null
+image_diff=$(podman_ diff localhost/strata-changed)
+grep -qx "A /etc/new" <<<"$image_diff" || fail "image diff: $image_diff"
+listing=$(podman_ export changer | tar -tf -)
+grep -qx "etc/new" <<<"$listing" || fail "export lacks etc/new"
+grep " -o lowerdir=" "$root/mount-program.log" | grep -v "upperdir=" >/dev/null || fail "no lower-only mount was made"
+echo "ok read-only mounts"
 
 # Two containers on the same lowers at once: each sees its own writes and the shared lower files.
 for name in one two; do
@@ -97,4 +122,5 @@ if grep -q " $root" /proc/mounts; then fail "mounts left: $(grep " $root" /proc/
 sleep 1
 if pgrep -f "$strata.* $root" >/dev/null; then fail "strata daemons left: $(pgrep -af "$strata.* $root")"; fi
 grep -q "lowerdir=" "$root/mount-program.log" || fail "podman never ran the mount program"
-echo "ok clean: nothing mounted, no daemon left"
+echo "ok clean: nothing mounted, no daemon left after $(wc -l < "$root/mount-program.log") mounts, such as:"
+grep -m1 "upperdir=" "$root/mount-program.log" | sed "s|$root|ROOT|g"
