@@ -19,6 +19,15 @@ struct StrataCommand: ParsableCommand {
           whiteout=chardev|file     force the whiteout form written (default: as the kernel writes)
           volatile, fsync=0         skip syncs (callers' fsync, and the sync of each copy-up)
           writeback=0|1             the kernel's writeback cache (default 1)
+          uidmapping=C:H:N[:C:H:N...], gidmapping=...
+                                    stored id C+n shows as H+n (outside every range: 65534); what users
+                                    write is stored back as container ids
+          squash_to_root, squash_to_uid=ID, squash_to_gid=ID
+                                    every object shows this owner (the stored owner is kept)
+          xattr_permissions=1|2     owner and mode kept in security.|user.containers.override_stat
+                                    (uid:gid:mode) instead of the real ones, for daemons that cannot chown
+          static_nlink              directories show one link
+          noacl                     permissions by mode bits alone (default: POSIX ACLs enforced)
           allow_other, default_permissions, fsname=, subtype=, ro, max_read=, context=, ...
                                     handed to libfuse; as root allow_other, default_permissions, suid
                                     and dev are on

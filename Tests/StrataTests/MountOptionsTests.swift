@@ -28,4 +28,22 @@ final class MountOptionsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("timeout=soon"))
         }
     }
+
+    func testOwnershipOptions() throws {
+        let options = try MountOptions(parsing: ["uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1",
+                                                 "squash_to_root,squash_to_gid=5,xattr_permissions=2,static_nlink,noacl"])
+        XCTAssertEqual(options.mapping.uids.ranges.map(\.host), [1000, 100000])
+        XCTAssertEqual(options.mapping.gids.ranges.map(\.count), [1])
+        XCTAssertEqual(options.mapping.squashUID, 0)
+        XCTAssertEqual(options.mapping.squashGID, 5)
+        XCTAssertEqual(options.mapping.permissionsXattr, "user.containers.override_stat")
+        XCTAssertTrue(options.mapping.staticDirectoryLinks)
+        XCTAssertFalse(options.acl)
+        XCTAssertEqual(options.warnings, [])
+        for bad in ["uidmapping=0:1000", "gidmapping=a:b:c", "squash_to_uid=-1", "xattr_permissions=3"] {
+            XCTAssertThrowsError(try MountOptions(parsing: [bad])) { error in
+                XCTAssertTrue("\(error)".contains(bad), "\(error)")
+            }
+        }
+    }
 }
