@@ -151,8 +151,10 @@ extension OverlayTree {
             throw error
         }
         // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
-        let resolution = try stack.upperOnly(path, descriptor: descriptor?.rawValue)
+        var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
         if case let .hardLink(target) = object {
+            // A new name of an existing file: it shows the number that file shows.
+            resolution.inode = try inodes.node(target).inode
             inodes.link(target, as: path, file: FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino))
             return (Entry(node: target, attributes: stack.shown(resolution)), nil)
         }

@@ -48,7 +48,8 @@ extension LayerStack {
             index += 1
             let layer = layers[candidate.layer]
             guard let info = try Sys.statIfPresent(layer.rootFD, candidate.path) else {
-                if try hasWhiteoutFile(layer, candidate.path) {
+                // A `.wh.` file only hides what lies below it; below the last candidate there is nothing.
+                if index < candidates.count, try hasWhiteoutFile(layer, candidate.path) {
                     if found.isEmpty, layer.isUpper { return .absent(upperWhiteout: .file) }
                     break
                 }
@@ -80,12 +81,13 @@ extension LayerStack {
         return .found(Resolution(sources: found.map(\.source), top: top.info, inode: inodeNumber(isRoot: false, found: found)))
     }
 
-    /// The resolution of an object known to exist in the upper layer only (and open as `descriptor`, if given).
-    func upperOnly(_ path: String, descriptor: CInt? = nil) throws(Errno) -> Resolution {
+    /// The resolution of an object just made in the upper layer (and open as `descriptor`, if given), which
+    /// therefore has no lower origin to take its inode number from.
+    func madeInUpper(_ path: String, descriptor: CInt? = nil) throws(Errno) -> Resolution {
         let (upper, _) = try writable()
         let source = Source(layer: upper.index, path: path)
         let info = if let descriptor { try Sys.fstat(descriptor) } else { try Sys.stat(upper.rootFD, path) }
-        return Resolution(sources: [source], top: info, inode: inodeNumber(isRoot: false, found: [(source, info)]))
+        return Resolution(sources: [source], top: info, inode: inodeNumbers.number(backing: info.st_ino, device: upper.device))
     }
 
     func resolveRoot() throws(Errno) -> Resolution {
