@@ -79,7 +79,7 @@ extension LayerStack {
     }
 
     /// Calls `body` for every entry of one layer's directory except "." and "..", resolving `DT_UNKNOWN` types.
-    private func forEachEntry(_ layer: Layer, _ path: String,
+    func forEachEntry(_ layer: Layer, _ path: String,
                               _ body: (String, EntryInfo) throws(Errno) -> Void) throws(Errno) {
         let fd = try Sys.open(layer.rootFD, layer.relative(path), O_RDONLY | CLinux_O_DIRECTORY)
         guard let stream = fdopendir(fd) else {

@@ -48,7 +48,8 @@ public final class LayerStack: Sendable {
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
 
     /// Opens each directory; `upper` (if any) goes on top of `lowers`, which are given top first, and
-    /// `workdir` (required with an upper layer) is cleaned of what an earlier mount left.
+    /// `workdir` is cleaned of what an earlier mount left. Without a workdir nothing can be written: that is
+    /// how the debugging commands look at a stack, also one a live mount is using.
     public init(lowers: [String], upper: String?, workdir: String? = nil,
                 settings: WriteSettings = WriteSettings(), mapping: AttributeMapping = AttributeMapping()) throws(Errno) {
         self.settings = settings
@@ -69,10 +70,7 @@ public final class LayerStack: Sendable {
         self.layers = layers
         self.inodeNumbers = InodeNumbering(devices: layers.map(\.device))
         do {
-            self.work = try upper.map { _ throws(Errno) in
-                guard let workdir else { throw Errno.invalidArgument }
-                return try WorkDirectory(workdir)
-            }
+            self.work = try workdir.map { workdir throws(Errno) in try WorkDirectory(workdir) }
         } catch {
             layers.forEach { Sys.close($0.rootFD) }
             throw error

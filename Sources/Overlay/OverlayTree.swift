@@ -98,8 +98,15 @@ public final class OverlayTree: Sendable {
     }
 
     public func extendedAttribute(_ node: NodeID, name: String) throws(Errno) -> [UInt8] {
-        if stack.hidesXattr(name) { throw .noData }
         let node = try inodes.node(node)
+        switch name {
+        case ProvenanceXattr.layer:
+            return Array(node.sources.map { "\($0.layer) \(stack.layers[$0.layer].path)\n" }.joined().utf8)
+        case ProvenanceXattr.stack:
+            return Array(stack.layers.map { "\($0.index) \($0.isUpper ? "upper" : "lower") \($0.path)\n" }.joined().utf8)
+        default:
+            if stack.hidesXattr(name) { throw .noData }
+        }
         guard let value = try Sys.xattr(stack.absolute(node.sources[0]), name) else { throw .noData }
         return value
     }

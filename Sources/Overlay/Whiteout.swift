@@ -54,7 +54,22 @@ extension LayerStack {
     /// Attributes users neither see nor set: the overlay's own, and the permissions attribute while it stands in
     /// for the real owner and mode (copy-up still carries the latter along).
     func hidesXattr(_ name: String) -> Bool {
-        PrivateXattr.isPrivate(name) || name == mapping.permissionsXattr
+        PrivateXattr.isPrivate(name) || name == mapping.permissionsXattr || name.hasPrefix(ProvenanceXattr.prefix)
+    }
+}
+
+/// Attributes the mount answers about itself, never listed and never stored (so `cp -a`, `tar --xattrs` and
+/// rsync leave them behind): the layers serving a path, one "INDEX DIRECTORY" line each, top first; and
+/// every layer of the mount, "INDEX upper|lower DIRECTORY", which `strata` reads to find a mount's layers.
+public enum ProvenanceXattr {
+    static let prefix = "user.strata."
+    public static let layer = "user.strata.layer"
+    public static let stack = "user.strata.stack"
+
+    /// The attribute as a mount answers it at `path`.
+    public static func read(_ name: String, at path: String) -> String? {
+        guard let value = try? Sys.xattr(path, name), !value.isEmpty else { return nil }
+        return String(decoding: value, as: UTF8.self)
     }
 }
 

@@ -9,6 +9,10 @@ struct StrataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "strata",
         abstract: "Mount a stack of layer directories as one union filesystem (overlayfs semantics, over FUSE).",
+        usage: """
+        strata [-f] [-d] -o lowerdir=TOP:...:BOTTOM[,upperdir=DIR,workdir=DIR,...] MOUNTPOINT
+        strata which|ls|layers|diff ...
+        """,
         discussion: """
         Options (-o, comma-separated, as fuse-overlayfs takes them):
           lowerdir=TOP:...:BOTTOM   read-only layers, top first; \\: escapes a colon in a path
@@ -31,24 +35,16 @@ struct StrataCommand: ParsableCommand {
           allow_other, default_permissions, fsname=, subtype=, ro, max_read=, context=, ...
                                     handed to libfuse; as root allow_other, default_permissions, suid
                                     and dev are on
+        -f stays in the foreground, -d prints every FUSE request, -V prints the version.
         Unmount with `fusermount3 -u MOUNTPOINT`, or by sending SIGTERM or SIGINT to the daemon.
-        """)
 
-    @Option(name: .customShort("o"), parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("Mount options, comma-separated (see below).", valueName: "options"))
-    var options: [String] = []
-
-    @Flag(name: .customShort("f"), help: "Stay in the foreground.")
-    var foreground = false
-
-    @Flag(name: .customShort("d"), help: "Print every FUSE request (implies -f).")
-    var debug = false
-
-    @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
-    var printVersion = false
-
-    @Argument(help: "Where to mount the merged view.")
-    var mountpoint: String?
+        Looking into a stack (on a path in a live mount, or on -o lowerdir=...[,upperdir=...] and paths relative
+        to the merged root): `strata which PATH...`, `strata ls [-l] [-a] PATH`, `strata layers`,
+        `strata diff`; each takes --json, and -h for human-readable sizes where it prints sizes.
+        `getfattr -n user.strata.layer PATH` on a mount names the layers serving PATH.
+        """,
+        subcommands: [Mount.self, Which.self, List.self, Layers.self, Diff.self],
+        defaultSubcommand: Mount.self)
 
     /// fuse-overlayfs and libfuse also take the option list glued to the flag (`-olowerdir=...`).
     static func main() {
@@ -60,29 +56,6 @@ struct StrataCommand: ParsableCommand {
             try command.run()
         } catch {
             exit(withError: error)
-        }
-    }
-
-    func run() throws {
-        if printVersion {
-            print("strata: version \(Self.version)")
-            return
-        }
-        guard let mountpoint else { throw ValidationError("missing the mountpoint") }
-        let plan: MountPlan
-        do {
-            let parsed = try MountOptions(parsing: options)
-            for warning in parsed.warnings { Self.complain(warning) }
-            plan = try MountPlan(parsed, mountpoint: mountpoint)
-        } catch {
-            Self.complain(error.description)
-            throw ExitCode(2)
-        }
-        do {
-            try Mounter.serve(plan, foreground: foreground, debug: debug)
-        } catch {
-            Self.complain(error.description)
-            throw ExitCode(1)
         }
     }
 

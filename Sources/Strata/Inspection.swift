@@ -1,0 +1,91 @@
+import Foundation
+import Overlay
+
+/// The layers a debugging command looks at, and the paths it asks about relative to their merged root: given as
+/// `-o lowerdir=...[,upperdir=...]`, or found from a path inside a live Strata mount (whose root answers the
+/// `user.strata.stack` attribute with its layers). Opened read-only, so a live mount is never disturbed.
+public struct Inspection {
+    public let stack: LayerStack
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Opens the stack and turns each of `paths` into a path relative to its root.
+    public static func open(options: [String], paths: [String]) throws(Failure) -> (Inspection, [String]) {
+        if !options.isEmpty {
+            let parsed: MountOptions
+            do { parsed = try MountOptions(parsing: options) } catch { throw Failure(description: error.description) }
+            guard !parsed.lowers.isEmpty else { throw Failure(description: "-o needs lowerdir=") }
+            let stack = try openStack(lowers: parsed.lowers.map(Self.absolute), upper: parsed.upper.map(Self.absolute))
+            return (Inspection(stack: stack), paths.map(Self.relative))
+        }
+        guard let first = paths.first else { throw Failure(description: "give a path inside a Strata mount, or -o lowerdir=...") }
+        let (mountpoint, layers) = try findMount(containing: first)
+        let upper = layers.first { $0.upper }?.directory
+        let stack = try openStack(lowers: layers.filter { !$0.upper }.map(\.directory), upper: upper)
+        var relativePaths: [String] = []
+        for path in paths {
+            let absolute = Self.absolute(path)
+            guard absolute == mountpoint || absolute.hasPrefix(mountpoint + "/") else {
+                throw Failure(description: "\(path): outside the Strata mount at \(mountpoint)")
+            }
+            relativePaths.append(Self.relative(String(absolute.dropFirst(mountpoint.count))))
+        }
+        return (Inspection(stack: stack), relativePaths)
+    }
+
+    private static func openStack(lowers: [String], upper: String?) throws(Failure) -> LayerStack {
+        for directory in lowers + (upper.map { [$0] } ?? []) {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw Failure(description: "\(directory): no such layer directory")
+            }
+        }
+        do {
+            return try LayerStack(lowers: lowers, upper: upper)
+        } catch {
+            throw Failure(description: "opening the layers: \(error)")
+        }
+    }
+
+    /// The topmost directory above `path` that still answers `user.strata.stack` is the mount's root.
+    private static func findMount(containing path: String) throws(Failure) -> (String, [(upper: Bool, directory: String)]) {
+        var candidate = absolute(path)
+        while !FileManager.default.fileExists(atPath: candidate), candidate != "/" {
+            candidate = (candidate as NSString).deletingLastPathComponent
+        }
+        var root: String?
+        var value: String?
+        while true {
+            if let found = stackAttribute(candidate) {
+                root = candidate
+                value = found
+            } else if root != nil {
+                break
+            }
+            if candidate == "/" { break }
+            candidate = (candidate as NSString).deletingLastPathComponent
+        }
+        guard let root, let value else { throw Failure(description: "\(path): not inside a Strata mount (and no -o lowerdir= given)") }
+        let layers = value.split(separator: "\n").compactMap { line -> (Bool, String)? in
+            let fields = line.split(separator: " ", maxSplits: 2)
+            guard fields.count == 3 else { return nil }
+            return (fields[1] == "upper", String(fields[2]))
+        }
+        return (root, layers.map { (upper: $0.0, directory: $0.1) })
+    }
+
+    private static func stackAttribute(_ path: String) -> String? {
+        ProvenanceXattr.read(ProvenanceXattr.stack, at: path)
+    }
+
+    private static func absolute(_ path: String) -> String {
+        let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return URL(fileURLWithPath: joined).standardizedFileURL.path
+    }
+
+    private static func relative(_ path: String) -> String {
+        path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+}

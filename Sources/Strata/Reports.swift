@@ -1,0 +1,146 @@
+import Foundation
+import Overlay
+import SystemPackage
+
+/// How a debugging command prints: aligned columns for a terminal, tab-separated lines for a pipe, or JSON;
+/// sizes in bytes, or human-readable.
+public struct OutputStyle: Sendable {
+    public var json = false
+    public var aligned = false
+    public var humanSizes = false
+
+    public init(json: Bool = false, aligned: Bool = false, humanSizes: Bool = false) {
+        self.json = json
+        self.aligned = aligned
+        self.humanSizes = humanSizes
+    }
+
+    func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = aligned ? [header] + rows : rows
+        guard aligned else { return all.map { $0.joined(separator: "\t") + "\n" }.joined() }
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+        }.joined()
+    }
+
+    func size(_ bytes: Int64) -> String {
+        guard humanSizes, bytes >= 1024 else { return String(bytes) }
+        var value = Double(bytes)
+        for unit in ["K", "M", "G", "T", "P"] {
+            value /= 1024
+            if value < 1024 || unit == "P" { return value < 10 ? String(format: "%.1f%@", value, unit) : "\(Int(value.rounded()))\(unit)" }
+        }
+        return String(bytes)
+    }
+
+    func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self)).map { $0 + "\n" } ?? "null\n"
+    }
+}
+
+extension Inspection {
+    private func run<T>(_ body: () throws(Errno) -> T) throws(Failure) -> T {
+        do { return try body() } catch { throw Failure(description: "\(error)") }
+    }
+
+    private func layerList(_ indexes: [Int]) -> String {
+        indexes.map(String.init).joined(separator: ",")
+    }
+
+    /// `strata which`: the serving layer of each path, what it shadows, or what hides it.
+    public func which(_ paths: [String], style: OutputStyle) throws(Failure) -> String {
+        var reports: [PathReport] = []
+        for path in paths { reports.append(try run { () throws(Errno) in try stack.report(path) }) }
+        if style.json { return style.json(reports) }
+        let rows = reports.map { report in
+            ["/" + report.path, report.servedBy.isEmpty ? "-" : layerList(report.servedBy), describe(report)]
+        }
+        return style.table(["PATH", "LAYER", "WHAT"], rows) + legend(reports.flatMap { $0.servedBy + $0.shadows + ($0.hiddenBy.map { [$0] } ?? []) }, style)
+    }
+
+    private func describe(_ report: PathReport) -> String {
+        let shadows = report.shadows.isEmpty ? "" : ", shadows layer \(layerList(report.shadows))"
+        switch report.state {
+        case .present:
+            var words = [report.type ?? "file"]
+            if report.servedBy.count > 1 { words.append("merged from \(report.servedBy.count) layers") }
+            if report.copiedUp, report.type != "directory" { words.append("copied up") }
+            if let from = report.renamedFrom { words.append("renamed from \(from)") }
+            return words.joined(separator: ", ") + shadows
+        case .whitedOut:
+            return "whited out by layer \(report.hiddenBy!) (\(report.marker!))" + (report.shadows.isEmpty ? "" : ", hides layer \(layerList(report.shadows))")
+        case .behindOpaque:
+            return "hidden by opaque directory \(report.marker!) in layer \(report.hiddenBy!), hides layer \(layerList(report.shadows))"
+        case .absent:
+            return "not in any layer"
+        }
+    }
+
+    private func legend(_ used: [Int], _ style: OutputStyle) -> String {
+        guard style.aligned else { return "" }
+        let layers = Set(used).sorted().map { index in
+            "  layer \(index): \(stack.layers[index].path)\(stack.layers[index].isUpper ? " (upper)" : "")"
+        }
+        return layers.isEmpty ? "" : layers.joined(separator: "\n") + "\n"
+    }
+
+    /// `strata ls`: the merged listing with each entry's layer, and the names it hides.
+    public func list(_ path: String, long: Bool, all: Bool, style: OutputStyle) throws(Failure) -> String {
+        let directory = try run { () throws(Errno) in try stack.report(path) }
+        guard directory.state == .present else { throw Failure(description: "/\(path): \(describe(directory))") }
+        guard directory.type == "directory" else { return try which([path], style: style) }
+        let names = try run { () throws(Errno) in try stack.listNames(path) }
+        var reports: [(name: String, report: PathReport)] = []
+        for name in names where all || !name.hasPrefix(".") {
+            let child = path.isEmpty ? name : path + "/" + name
+            reports.append((name, try run { () throws(Errno) in try stack.report(child) }))
+        }
+        for hidden in try run({ () throws(Errno) in try stack.hiddenNames(in: path) }) {
+            let name = String(hidden.path.split(separator: "/").last ?? "")
+            if all || !name.hasPrefix(".") { reports.append((name, hidden)) }
+        }
+        reports.sort { $0.name < $1.name }
+        if style.json { return style.json(reports.map(\.report)) }
+        let header = long ? ["LAYER", "TYPE", "MODE", "SIZE", "NAME", "NOTE"] : ["LAYER", "NAME", "NOTE"]
+        let rows = reports.map { name, report -> [String] in
+            let layer = report.state == .present ? layerList(report.servedBy) : layerList(report.shadows)
+            let note: String
+            switch report.state {
+            case .present: note = report.copiedUp && report.type != "directory" ? "copied up" : ""
+            case .whitedOut: note = "(whited out in layer \(report.hiddenBy!))"
+            case .behindOpaque: note = "(behind opaque directory in layer \(report.hiddenBy!))"
+            case .absent: note = ""
+            }
+            guard long else { return [layer, name, note] }
+            let info = report.state == .present ? try? stack.attributes(at: report.path) : nil
+            return [layer, report.type ?? "-", info.map { String(format: "%04o", $0.mode) } ?? "-",
+                    info.map { style.size($0.size) } ?? "-", name, note]
+        }
+        return style.table(header, rows) + legend(reports.flatMap { $0.report.servedBy + $0.report.shadows }, style)
+    }
+
+    /// `strata layers`: the stack from top to bottom, with what each layer holds and how much of it is hidden.
+    public func layers(style: OutputStyle) throws(Failure) -> String {
+        let summaries = try run { () throws(Errno) in try stack.survey() }
+        if style.json { return style.json(summaries) }
+        let rows = summaries.map { (layer: LayerSummary) -> [String] in
+            let name = layer.isUpper ? "\(layer.index) (upper)" : "\(layer.index)"
+            let counts = [layer.entries, layer.whiteouts, layer.opaqueDirectories, layer.redirectedDirectories].map(String.init)
+            return [name, layer.directory, counts[0], style.size(layer.bytes), counts[1], counts[2], counts[3],
+                    style.size(layer.shadowedBytes)]
+        }
+        return style.table(["LAYER", "DIRECTORY", "ENTRIES", "BYTES", "WHITEOUTS", "OPAQUE", "REDIRECTS", "SHADOWED"], rows)
+    }
+
+    /// `strata diff`: the upper layer's changes, as `podman diff` prints them.
+    public func diff(style: OutputStyle) throws(Failure) -> String {
+        let changes = try run { () throws(Errno) in try stack.changes() }
+        if style.json { return style.json(changes) }
+        return changes.map { "\($0.kind) \($0.path)\n" }.joined()
+    }
+}

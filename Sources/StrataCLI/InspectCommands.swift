@@ -1,0 +1,109 @@
+import ArgumentParser
+import Glibc
+import Strata
+
+/// What every debugging command takes: the stack as -o lowerdir=...[,upperdir=...], or a live mount found from
+/// the paths; and how to print.
+struct InspectionOptions: ParsableArguments {
+    @Option(name: .customShort("o"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("The layers, as for mounting (lowerdir=...[,upperdir=...]); paths are then relative to the merged root.",
+                               valueName: "options"))
+    var options: [String] = []
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func style(humanSizes: Bool = false) -> OutputStyle {
+        OutputStyle(json: json, aligned: isatty(STDOUT_FILENO) == 1, humanSizes: humanSizes)
+    }
+
+    /// Opens the stack, runs `body`, prints what it returns; a failure prints the reason and exits 1.
+    func report(paths: [String], _ body: (Inspection, [String]) throws(Inspection.Failure) -> String) throws {
+        do {
+            let (inspection, relative) = try Inspection.open(options: options, paths: paths)
+            print(try body(inspection, relative), terminator: "")
+        } catch {
+            StrataCommand.complain(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Which: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Which layer serves each path, what it shadows, or which whiteout or opaque directory hides it.")
+
+    @OptionGroup var inspection: InspectionOptions
+
+    @Argument(help: "Paths in a live mount, or relative to the merged root with -o.")
+    var paths: [String]
+
+    func run() throws {
+        try inspection.report(paths: paths) { (stack, relative) throws(Inspection.Failure) in
+            try stack.which(relative, style: inspection.style())
+        }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "The merged listing of a directory with each entry's layer, and the names it hides.",
+        helpNames: [.long])
+
+    @OptionGroup var inspection: InspectionOptions
+
+    @Flag(name: .customShort("l"), help: "Show type, mode and size.")
+    var long = false
+
+    @Flag(name: .customShort("a"), help: "Show names that start with a dot.")
+    var all = false
+
+    @Flag(name: .customShort("h"), help: "Human-readable sizes.")
+    var humanSizes = false
+
+    @Argument(help: "A directory in a live mount, or relative to the merged root with -o.")
+    var path: String = "."
+
+    func run() throws {
+        try inspection.report(paths: [path]) { (stack, relative) throws(Inspection.Failure) in
+            try stack.list(relative[0], long: long, all: all, style: inspection.style(humanSizes: humanSizes))
+        }
+    }
+}
+
+struct Layers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The stack from top to bottom: entries, bytes, whiteouts, opaque and renamed directories, and the bytes upper layers hide.",
+        helpNames: [.long])
+
+    @OptionGroup var inspection: InspectionOptions
+
+    @Flag(name: .customShort("h"), help: "Human-readable sizes.")
+    var humanSizes = false
+
+    @Argument(help: "A path in a live mount (without -o).")
+    var path: String?
+
+    func run() throws {
+        try inspection.report(paths: path.map { [$0] } ?? []) { (stack, _) throws(Inspection.Failure) in
+            try stack.layers(style: inspection.style(humanSizes: humanSizes))
+        }
+    }
+}
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The changes the upper layer makes, as `podman diff` prints them: A, C or D and the path.")
+
+    @OptionGroup var inspection: InspectionOptions
+
+    @Argument(help: "A path in a live mount (without -o).")
+    var path: String?
+
+    func run() throws {
+        try inspection.report(paths: path.map { [$0] } ?? []) { (stack, _) throws(Inspection.Failure) in
+            try stack.diff(style: inspection.style())
+        }
+    }
+}
