@@ -87,6 +87,14 @@ case $extra in
   *) [ "$(stat -c %F:%t:%T "$upper/etc/removeme")" = "character special file:0:0" ] || fail "no device whiteout" ;;
 esac
 echo "ok whiteout"
+# strata diff on the same layers says what podman diff says, once the files podman itself puts into every
+# container (and leaves out of its diff: /etc/mtab and the like) are left out too.
+lowers=$(podman_ inspect changer --format '{{.GraphDriver.Data.LowerDir}}')
+ours=$("$strata" diff -o "lowerdir=$lowers,upperdir=$upper" \
+  | grep -Evx '[ACD] /(etc/mtab|etc/hosts|etc/hostname|etc/resolv.conf|run/.containerenv|dev|proc|sys|run)' | sort)
+[ "$ours" = "$diff" ] || fail "strata diff listed:
+$ours"
+echo "ok strata diff"
 
 podman_ commit --quiet changer localhost/strata-changed >/dev/null
 out=$(podman_ run --rm localhost/strata-changed sh -c \
