@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
@@ -22,7 +23,12 @@ let package = Package(
             "CLinux",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .target(name: "Strata", dependencies: ["FuseKit", "Overlay"]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .target(name: "OCI", dependencies: [
+            "CArchive", "CLinux", "Overlay",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "Strata", dependencies: ["FuseKit", "Overlay", "OCI"]),
         .executableTarget(name: "StrataCLI", dependencies: [
             "Strata",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Strata builds, tests and benchmarks with; does nothing when all are present.
 set -euo pipefail
-# podman, runc and busybox-static serve the end-to-end container test.
-packages=(libfuse3-dev fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static)
+# podman, runc and busybox-static serve the end-to-end container test; skopeo, umoci, docker-registry and
+# curl the image round trip through a registry.
+packages=(libfuse3-dev libarchive-dev fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static
+  skopeo umoci docker-registry curl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -1,0 +1,171 @@
+import Crypto
+import Foundation
+
+/// An OCI image layout directory: `oci-layout`, `blobs/sha256/<hex>`, and `index.json` whose manifests are
+/// tagged by `org.opencontainers.image.ref.name`. Only what commit, import and unpack need.
+public struct ImageLayout {
+    public let directory: String
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    struct Descriptor: Codable, Equatable {
+        var mediaType: String
+        var digest: String
+        var size: Int64
+        var annotations: [String: String]?
+    }
+
+    struct Manifest: Codable {
+        var schemaVersion = 2
+        var mediaType = "application/vnd.oci.image.manifest.v1+json"
+        var config: Descriptor
+        var layers: [Descriptor]
+    }
+
+    struct Index: Codable {
+        var schemaVersion = 2
+        var manifests: [Descriptor] = []
+    }
+
+    struct Config: Codable {
+        struct RootFS: Codable {
+            var type = "layers"
+            var diff_ids: [String] = []
+        }
+
+        struct History: Codable {
+            var created_by: String
+        }
+
+        var architecture = "amd64"
+        var os = "linux"
+        var config: [String: [String]]? = [:]
+        var rootfs = RootFS()
+        var history: [History] = []
+    }
+
+    static let refName = "org.opencontainers.image.ref.name"
+    static let layerTypes = ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip"]
+
+    public init(_ directory: String) { self.directory = directory }
+
+    /// A layer file the layout does not hold yet: its digest (of the file) and diff ID (of the uncompressed tar).
+    public struct Layer {
+        public let digest: String
+        public let diffID: String
+        public let size: Int64
+        public let gzip: Bool
+
+        public init(digest: String, diffID: String, size: Int64, gzip: Bool) {
+            self.digest = digest
+            self.diffID = diffID
+            self.size = size
+            self.gzip = gzip
+        }
+    }
+
+    /// Appends `layer` on top of the image tagged `base` (or as a first layer) and tags the result `tag`.
+    public func append(_ layer: Layer, file: String, tag: String, base: String?, createdBy: String) throws(Failure) {
+        try createIfMissing()
+        var index = try readIndex()
+        var layers: [Descriptor] = []
+        var config = Config()
+        if let base {
+            let manifest = try manifest(tagged: base, in: index)
+            layers = manifest.layers
+            config = try decode(Config.self, blob: manifest.config.digest)
+        }
+        try store(file: file, digest: layer.digest)
+        layers.append(Descriptor(mediaType: Self.layerTypes[layer.gzip ? 1 : 0], digest: layer.digest, size: layer.size))
+        config.rootfs.diff_ids.append(layer.diffID)
+        config.history.append(Config.History(created_by: createdBy))
+        let configBlob = try storeJSON(config)
+        let manifestBlob = try storeJSON(Manifest(
+            config: Descriptor(mediaType: "application/vnd.oci.image.config.v1+json", digest: configBlob.digest, size: configBlob.size),
+            layers: layers))
+        index.manifests.removeAll { $0.annotations?[Self.refName] == tag }
+        index.manifests.append(Descriptor(mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifestBlob.digest,
+                                          size: manifestBlob.size, annotations: [Self.refName: tag]))
+        try write(encode(index), to: directory + "/index.json")
+    }
+
+    /// The layer blobs of the image tagged `tag`, bottom first.
+    public func layerFiles(tagged tag: String) throws(Failure) -> [(path: String, gzip: Bool)] {
+        let manifest = try manifest(tagged: tag, in: try readIndex())
+        return manifest.layers.map { (blobPath($0.digest), $0.mediaType.hasSuffix("gzip")) }
+    }
+
+    private func manifest(tagged tag: String, in index: Index) throws(Failure) -> Manifest {
+        guard let descriptor = index.manifests.first(where: { $0.annotations?[Self.refName] == tag }) else {
+            throw Failure(description: "\(directory): no image tagged \(tag)")
+        }
+        return try decode(Manifest.self, blob: descriptor.digest)
+    }
+
+    private func createIfMissing() throws(Failure) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory + "/blobs/sha256", withIntermediateDirectories: true)
+        } catch {
+            throw Failure(description: "\(directory): \(error.localizedDescription)")
+        }
+        if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
+            try write(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: directory + "/oci-layout")
+        }
+    }
+
+    private func readIndex() throws(Failure) -> Index {
+        guard let data = FileManager.default.contents(atPath: directory + "/index.json") else { return Index() }
+        do { return try JSONDecoder().decode(Index.self, from: data) } catch {
+            throw Failure(description: "\(directory)/index.json: \(error)")
+        }
+    }
+
+    private func blobPath(_ digest: String) -> String {
+        directory + "/blobs/sha256/" + digest.replacingOccurrences(of: "sha256:", with: "")
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, blob digest: String) throws(Failure) -> T {
+        guard let data = FileManager.default.contents(atPath: blobPath(digest)) else {
+            throw Failure(description: "\(directory): blob \(digest) is missing")
+        }
+        do { return try JSONDecoder().decode(type, from: data) } catch { throw Failure(description: "blob \(digest): \(error)") }
+    }
+
+    private func encode<T: Encodable>(_ value: T) throws(Failure) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { return try encoder.encode(value) } catch { throw Failure(description: "\(error)") }
+    }
+
+    private func storeJSON<T: Encodable>(_ value: T) throws(Failure) -> (digest: String, size: Int64) {
+        let data = try encode(value)
+        let digest = "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        try write(data, to: blobPath(digest))
+        return (digest, Int64(data.count))
+    }
+
+    private func store(file: String, digest: String) throws(Failure) {
+        let target = blobPath(digest)
+        if FileManager.default.fileExists(atPath: target) { return }
+        do { try FileManager.default.copyItem(atPath: file, toPath: target) } catch {
+            throw Failure(description: "\(target): \(error.localizedDescription)")
+        }
+    }
+
+    private func write(_ data: Data, to path: String) throws(Failure) {
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw Failure(description: "\(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// SHA-256 of a file's bytes, as an OCI digest ("sha256:<hex>").
+public func fileDigest(_ path: String) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw ImageLayout.Failure(description: "\(path): cannot read") }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    return "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+}
