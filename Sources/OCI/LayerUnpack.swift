@@ -24,7 +24,6 @@ public enum LayerUnpack {
         archive_read_support_filter_all(reader)
         let flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_XATTR
             | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS
-            | ARCHIVE_EXTRACT_UNLINK
         archive_write_disk_set_options(writer, flags)
         guard archive_read_open_filename(reader, tarball, 1 << 16) == ARCHIVE_OK else {
             throw LayerTar.Failure(description: "\(tarball): \(archiveError(reader))")

@@ -1,0 +1,122 @@
+import Foundation
+import XCTest
+
+/// `strata commit`, `import` and `unpack`: each OCI conversion rule, reproducibility, refused tar entries, and an
+/// image's round trip through a private registry (Tests/Fixtures/registry-e2e.sh).
+final class ImageTests: XCTestCase {
+    var scratch: Scratch!
+
+    override func setUp() { scratch = Scratch() }
+    override func tearDown() { scratch.remove() }
+
+    private func strata(_ arguments: String) -> Shell.Outcome {
+        Shell.run(["bash", "-c", "cd \(scratch.path) && '\(Paths.strata)' \(arguments)"], timeout: 120)
+    }
+
+    /// The tar's entries as `tar -tv` lists them (type, mode, owner, size, name and link), sorted as written.
+    private func listing(_ tar: String) -> String {
+        Shell.bash("tar --numeric-owner -tvf \(tar) | awk '{$4=\"\"; $5=\"\"; print}' | tr -s ' '")
+    }
+
+    func testCommitFollowsTheOCILayerRules() {
+        for format in ["kernel", "files"] {
+            let stack = scratch.makeStack(format, format: format)
+            let upper = "\(stack)/upper"
+            // A hard link, a user and a private xattr, and a directory renamed as the kernel renames it (a redirect
+            // to its old name, a whiteout there).
+            Shell.bash("""
+                ln \(upper)/merged/d/file \(upper)/merged/d/link
+                setfattr -n user.kept -v yes \(upper)/empty; setfattr -n trusted.overlay.origin -v x \(upper)/empty
+                mkdir \(upper)/big-renamed; setfattr -n trusted.overlay.redirect -v big \(upper)/big-renamed; mknod \(upper)/big c 0 0
+                """)
+            let layers = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(upper)"
+            let outcome = strata("commit -o \(layers) --tar \(format).tar")
+            XCTAssertEqual(outcome.status, 0, outcome.error)
+            let entries = listing(scratch.sub("\(format).tar"))
+            // OCI layers have no redirects: the renamed directory comes opaque, with its lower contents.
+            for expected in ["---------- 0/0 0 bin/.wh.sh", "---------- 0/0 0 opq2/.wh..wh..opq", "---------- 0/0 0 .wh.big",
+                             "hrw-r--r-- 0/0 0 merged/d/link link to merged/d/file",
+                             "---------- 0/0 0 big-renamed/.wh..wh..opq", "-rw-r--r-- 0/0 4 big-renamed/entry-301",
+                             "-rw-r--r-- 0/0 2 big-renamed/entry-2"] {
+                XCTAssertTrue(entries.contains(expected + "\n"), "\(format): no \(expected) in\n\(entries)")
+            }
+            XCTAssertFalse(entries.contains("big-renamed/entry-8\n"), "a whited-out entry came along")
+            let xattrs = Shell.bash("cd \(scratch.path) && mkdir -p x-\(format) && "
+                + "tar --xattrs --xattrs-include='*' -xf \(format).tar -C x-\(format) empty && getfattr -d -m - x-\(format)/empty")
+            XCTAssertTrue(xattrs.contains("user.kept=\"yes\""), xattrs)
+            XCTAssertFalse(xattrs.contains("overlay"), xattrs)
+        }
+    }
+
+    func testCommitIsReproducible() {
+        let stack = scratch.makeStack("stack")
+        let layers = "lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3,upperdir=\(stack)/upper"
+        let first = strata("commit -o \(layers) --tar a.tgz --gzip").output
+        Shell.bash("sleep 1")
+        let second = strata("commit -o \(layers) --tar b.tgz --gzip").output
+        XCTAssertEqual(first, second)
+        XCTAssertTrue(first.hasPrefix("digest sha256:") && first.contains("\ndiff-id sha256:"), first)
+        Shell.bash("cmp \(scratch.sub("a.tgz")) \(scratch.sub("b.tgz"))")
+        XCTAssertEqual(Shell.bash("gzip -dc \(scratch.sub("a.tgz")) | sha256sum | cut -d' ' -f1"),
+                       first.split(separator: "\n")[1].replacingOccurrences(of: "diff-id sha256:", with: "") + "\n")
+        // No access or change times in the headers; modification times keep their nanoseconds.
+        let headers = Shell.bash("python3 -c 'import tarfile, sys; [print(m.name, sorted(m.pax_headers.items())) for m in tarfile.open(sys.argv[1])]' \(scratch.sub("a.tgz"))")
+        XCTAssertFalse(headers.contains("atime") || headers.contains("ctime"), headers)
+        XCTAssertTrue(headers.contains("etc/passwd [('mtime', '1600000000.987654321')]"), headers)
+    }
+
+    /// An image committed on top of an imported one unpacks into layer directories in the kernel's format that
+    /// the kernel's overlay mounts with the same view as the stack it came from.
+    func testOCILayoutUnpacksIntoLayersTheKernelMounts() {
+        let stack = scratch.makeStack("stack")
+        Shell.bash("rm \(stack)/l3/dev/sock")  // tar has no sockets
+        let flat = scratch.sub("flat")
+        Shell.bash("mkdir -p \(flat) && cp -a \(stack)/l3/. \(flat)/")
+        XCTAssertEqual(strata("import \(flat) --oci layout:base").status, 0)
+        // The image: l3 as its base, then the l2, l1 and upper layers committed one by one on top.
+        var below = "\(stack)/l3", tag = "base"
+        for layer in ["l2", "l1", "upper"] {
+            let outcome = strata("commit -o lowerdir=\(below),upperdir=\(stack)/\(layer) --oci layout:\(layer) --from \(tag)")
+            XCTAssertEqual(outcome.status, 0, outcome.error)
+            below = "\(stack)/\(layer):" + below
+            tag = layer
+        }
+        let unpacked = strata("unpack layout:upper unpacked")
+        XCTAssertEqual(unpacked.status, 0, unpacked.error)
+        let lowers = unpacked.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(lowers, "lowerdir=" + (0...3).reversed().map { scratch.sub("unpacked/\($0)") }.joined(separator: ":"))
+        let original = scratch.sub("original"), copy = scratch.sub("copy")
+        Shell.bash("mkdir -p \(original) \(copy)")
+        XCTAssertEqual(Mounts.kernelOverlay("lowerdir=\(stack)/upper:\(stack)/l1:\(stack)/l2:\(stack)/l3", at: original).status, 0)
+        defer { Mounts.unmount(original) }
+        XCTAssertEqual(Mounts.kernelOverlay(lowers, at: copy).status, 0)
+        defer { Mounts.unmount(copy) }
+        assertSameView(snapshot(original, inodes: false), snapshot(copy, inodes: false), "unpacked image vs its layers")
+    }
+
+    func testUnpackRefusesEntriesThatEscape() {
+        let work = scratch.sub("evil")
+        Shell.bash("mkdir -p \(work)/empty && python3 '\(Paths.fixtures)/evil-tars.py' \(work)")
+        for name in ["absolute", "dotdot", "symlink", "hardlink"] {
+            // A one-layer image whose layer blob is swapped for the evil tar.
+            Shell.bash("cd \(work) && rm -rf layout out && '\(Paths.strata)' import empty --oci layout:evil >/dev/null")
+            let blob = Shell.bash("cd \(work) && python3 -c 'import json; i = json.load(open(\"layout/index.json\")); "
+                + "m = json.load(open(\"layout/blobs/sha256/\" + i[\"manifests\"][0][\"digest\"][7:])); print(m[\"layers\"][0][\"digest\"][7:])'")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            Shell.bash("cd \(work) && cp \(name).tar layout/blobs/sha256/\(blob)")
+            let outcome = Shell.run(["bash", "-c", "cd \(work) && '\(Paths.strata)' unpack layout:evil out"], timeout: 60)
+            XCTAssertNotEqual(outcome.status, 0, name)
+            XCTAssertTrue(outcome.error.contains("refused tar entry"), "\(name): \(outcome.error)")
+        }
+        XCTAssertEqual(Shell.bash("ls -d /tmp/strata-escaped-* \(scratch.path)/strata-escaped-* \(work)/strata-escaped-* 2>/dev/null || true"), "")
+    }
+
+    func testImageRoundTripThroughARegistry() {
+        let outcome = Shell.run([Paths.fixtures + "/registry-e2e.sh", Paths.strata], timeout: 900)
+        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.error)
+        for step in ["registry", "import and unpack", "commit", "push and pull", "pulled layers mount", "umoci agrees",
+                     "podman pulls and runs it"] {
+            XCTAssertTrue(outcome.output.contains("ok \(step)"), "step \(step) missing:\n\(outcome.output)")
+        }
+    }
+}
