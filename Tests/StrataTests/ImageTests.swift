@@ -94,6 +94,28 @@ final class ImageTests: XCTestCase {
         assertSameView(snapshot(original, inodes: false), snapshot(copy, inodes: false), "unpacked image vs its layers")
     }
 
+    /// `--layer-dir` gives a layer the kernel stacks like the upper layer it came from; `unpack --whiteout file`
+    /// gives `.wh.` files and opaque markers that Strata reads the same way.
+    func testLayerDirectoryAndFileWhiteoutsShowTheSameView() {
+        let stack = scratch.makeStack("stack")
+        let lowers = "\(stack)/l1:\(stack)/l2:\(stack)/l3"
+        XCTAssertEqual(strata("commit -o lowerdir=\(lowers),upperdir=\(stack)/upper --layer-dir layer --oci layout:top").status, 0)
+        XCTAssertEqual(Shell.bash("find \(scratch.sub("layer")) -name '.wh.*'"), "")
+        XCTAssertEqual(strata("unpack layout:top files --whiteout file").status, 0)
+        XCTAssertEqual(Shell.bash("cd \(scratch.sub("files/0")) && find . -name '.wh.*' | sort"), "./bin/.wh.sh\n./opq2/.wh..wh..opq\n")
+        var views: [[String: [String: Any]]] = []
+        for (index, top) in [stack + "/upper", scratch.sub("layer"), scratch.sub("files/0")].enumerated() {
+            let mnt = scratch.sub("mnt\(index)")
+            Shell.bash("mkdir -p \(mnt)")
+            let options = "lowerdir=\(top):\(lowers)"
+            XCTAssertEqual((index == 2 ? Mounts.strata(options, at: mnt) : Mounts.kernelOverlay(options, at: mnt)).status, 0)
+            views.append(snapshot(mnt, inodes: false))
+            Mounts.unmount(mnt)
+        }
+        assertSameView(views[0], views[1], "kernel on the layer directory")
+        assertSameView(views[0], views[2], "strata on the layer with .wh. files")
+    }
+
     func testUnpackRefusesEntriesThatEscape() {
         let work = scratch.sub("evil")
         Shell.bash("mkdir -p \(work)/empty && python3 '\(Paths.fixtures)/evil-tars.py' \(work)")
