@@ -47,6 +47,7 @@ ssize_t CLinux_flistxattr(int fd, char *list, size_t size) { return flistxattr(f
 int CLinux_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
     return fsetxattr(fd, name, value, size, flags);
 }
+int CLinux_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }
 
 dev_t CLinux_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 unsigned int CLinux_major(dev_t dev) { return major(dev); }

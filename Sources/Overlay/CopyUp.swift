@@ -170,11 +170,42 @@ enum BackingObject {
         }
     }
 
-    func setXattr(_ name: String, _ value: [UInt8]) throws(Errno) {
+    func setXattr(_ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
         switch self {
-        case let .descriptor(fd): try Sys.setXattr(fd, name, value)
-        case let .path(_, _, absolute): try Sys.setXattr(absolute, name, value)
+        case let .descriptor(fd): try Sys.setXattr(fd, name, value, flags: flags)
+        case let .path(_, _, absolute): try Sys.setXattr(absolute, name, value, flags: flags)
         }
+    }
+
+    func removeXattr(_ name: String) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.removeXattr(fd, name)
+        case let .path(_, _, absolute): try Sys.removeXattr(absolute, name)
+        }
+    }
+
+    func stat() throws(Errno) -> Glibc.stat {
+        switch self {
+        case let .descriptor(fd): try Sys.fstat(fd)
+        case let .path(dirFD, name, _): try Sys.stat(dirFD, name)
+        }
+    }
+
+    /// The caller's open descriptor, when it has one, spares an open.
+    func truncate(_ size: off_t, through open: CInt?) throws(Errno) {
+        switch self {
+        case let .descriptor(fd): try Sys.truncate(fd, size)
+        case let .path(dirFD, name, _):
+            if let open { return try Sys.truncate(open, size) }
+            let fd = try Sys.open(dirFD, name, O_WRONLY | CLinux_O_NOFOLLOW)
+            defer { Sys.close(fd) }
+            try Sys.truncate(fd, size)
+        }
+    }
+
+    var descriptor: CInt? {
+        if case let .descriptor(fd) = self { return fd }
+        return nil
     }
 
     func setTimes(access: timespec, modification: timespec) throws(Errno) {

@@ -276,14 +276,11 @@ extension OverlayTree {
 
     /// chmod, chown, truncate and utimensat, on the upper copy; `descriptor` is the caller's open file, if any.
     public func setAttributes(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat {
-        let node = try copyUp(id, data: changes.size != 0)
-        let (upper, _) = try stack.writable()
-        let path = upper.relative(node.path)
+        let object = try backing(id, copyingUp: true, data: changes.size != 0, descriptor: descriptor)
+        let real = try object.stat()
         let uid = changes.uid.map(stack.mapping.uids.stored), gid = changes.gid.map(stack.mapping.gids.stored)
-        if let name = stack.mapping.permissionsXattr, uid != nil || gid != nil || changes.mode != nil,
-           case let real = try Sys.stat(upper.rootFD, path), real.fileType != S_IFLNK {
+        if let name = stack.mapping.permissionsXattr, uid != nil || gid != nil || changes.mode != nil, real.fileType != S_IFLNK {
             // The attribute changes; the real owner and mode stay the daemon's.
-            let object = BackingObject.path(upper.rootFD, path, upper.absolute(node.path))
             var permissions = try object.xattr(name).flatMap(StoredPermissions.init)
                 ?? StoredPermissions(uid: real.st_uid, gid: real.st_gid, mode: real.st_mode & 0o7777)
             if let uid { permissions.uid = uid }
@@ -291,23 +288,31 @@ extension OverlayTree {
             if let mode = changes.mode { permissions.mode = mode & 0o7777 }
             try object.setXattr(name, permissions.value)
         } else {
-            if uid != nil || gid != nil { try Sys.chown(upper.rootFD, path, uid ?? uid_t.max, gid ?? gid_t.max) }
-            if let mode = changes.mode { try Sys.chmod(upper.rootFD, path, mode & 0o7777) }
+            if uid != nil || gid != nil { try object.chown(uid ?? uid_t.max, gid ?? gid_t.max) }
+            if let mode = changes.mode { try object.chmod(mode & 0o7777) }
         }
         if let size = changes.size {
-            if let descriptor {
-                try Sys.truncate(descriptor, size)
-            } else {
-                let fd = try Sys.open(upper.rootFD, path, O_WRONLY | CLinux_O_NOFOLLOW)
-                defer { Sys.close(fd) }
-                try Sys.truncate(fd, size)
-            }
+            try object.truncate(size, through: descriptor)
         }
         if changes.access != nil || changes.modification != nil {
             let omit = timespec(tv_sec: 0, tv_nsec: CLinux_UTIME_OMIT)
-            try Sys.setTimes(upper.rootFD, path, access: changes.access ?? omit, modification: changes.modification ?? omit)
+            try object.setTimes(access: changes.access ?? omit, modification: changes.modification ?? omit)
         }
-        return try attributes(of: id)
+        return try attributes(of: id, descriptor: object.descriptor)
+    }
+
+    /// The backing object to read or change for a node: its upper copy (copied up first when `copyingUp`) or
+    /// top source; for a file unlinked while open (a temporary file), the caller's descriptor, as on a local
+    /// filesystem.
+    func backing(_ id: NodeID, copyingUp: Bool, data: Bool = true, descriptor: CInt? = nil) throws(Errno) -> BackingObject {
+        let kept = try inodes.node(id, includingDetached: true)
+        if kept.detached {
+            guard let fd = descriptor ?? kept.openDescriptors.first else { throw .noSuchFileOrDirectory }
+            return .descriptor(fd)
+        }
+        let source = copyingUp ? Source(layer: 0, path: try copyUp(id, data: data).path) : kept.sources[0]
+        let layer = stack.layers[source.layer]
+        return .path(layer.rootFD, layer.relative(source.path), layer.absolute(source.path))
     }
 
     /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
@@ -320,14 +325,12 @@ extension OverlayTree {
 
     public func setExtendedAttribute(_ id: NodeID, name: String, value: [UInt8], flags: CInt) throws(Errno) {
         if stack.hidesXattr(name) { throw .notSupported }
-        let node = try copyUp(id)
-        try Sys.setXattr(try stack.writable().0.absolute(node.path), name, value, flags: flags)
+        try backing(id, copyingUp: true).setXattr(name, value, flags: flags)
     }
 
     public func removeExtendedAttribute(_ id: NodeID, name: String) throws(Errno) {
         if stack.hidesXattr(name) { throw .notSupported }
-        let node = try copyUp(id)
-        try Sys.removeXattr(try stack.writable().0.absolute(node.path), name)
+        try backing(id, copyingUp: true).removeXattr(name)
     }
 }
 

@@ -97,8 +97,8 @@ public final class OverlayTree: Sendable {
         return [dot, dotdot] + (try stack.mergedEntries(directory.sources))
     }
 
-    public func extendedAttribute(_ node: NodeID, name: String) throws(Errno) -> [UInt8] {
-        let node = try inodes.node(node)
+    public func extendedAttribute(_ id: NodeID, name: String) throws(Errno) -> [UInt8] {
+        let node = try inodes.node(id, includingDetached: true)
         switch name {
         case ProvenanceXattr.layer:
             return Array(node.sources.map { "\($0.layer) \(stack.layers[$0.layer].path)\n" }.joined().utf8)
@@ -107,13 +107,12 @@ public final class OverlayTree: Sendable {
         default:
             if stack.hidesXattr(name) { throw .noData }
         }
-        guard let value = try Sys.xattr(stack.absolute(node.sources[0]), name) else { throw .noData }
+        guard let value = try backing(id, copyingUp: false).xattr(name) else { throw .noData }
         return value
     }
 
-    public func extendedAttributeNames(_ node: NodeID) throws(Errno) -> [String] {
-        let node = try inodes.node(node)
-        return try Sys.xattrNames(stack.absolute(node.sources[0])).filter { !stack.hidesXattr($0) }
+    public func extendedAttributeNames(_ id: NodeID) throws(Errno) -> [String] {
+        try backing(id, copyingUp: false).xattrNames().filter { !stack.hidesXattr($0) }
     }
 
     public func filesystemStatistics() throws(Errno) -> statvfs {

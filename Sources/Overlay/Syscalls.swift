@@ -187,10 +187,14 @@ extension Sys {
         }
     }
 
-    static func setXattr(_ fd: CInt, _ name: String, _ value: [UInt8]) throws(Errno) {
+    static func setXattr(_ fd: CInt, _ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
         _ = try valueOrErrno {
-            value.withUnsafeBytes { CLinux_fsetxattr(fd, name, $0.baseAddress, $0.count, 0) }
+            value.withUnsafeBytes { CLinux_fsetxattr(fd, name, $0.baseAddress, $0.count, flags) }
         }
+    }
+
+    static func removeXattr(_ fd: CInt, _ name: String) throws(Errno) {
+        _ = try valueOrErrno { CLinux_fremovexattr(fd, name) }
     }
 
     static func removeXattr(_ path: String, _ name: String) throws(Errno) {

@@ -107,8 +107,17 @@ final class DurabilityTests: XCTestCase {
             os.unlink(sys.argv[1])
             os.pwrite(fd, b"written", 0)
             print(os.fstat(fd).st_size, os.pread(fd, 7, 0).decode(), os.path.exists(sys.argv[1]))
+            # A temporary file (created, unlinked, then used), as apt makes them: truncate, chmod, xattrs.
+            temporary = os.open(sys.argv[1] + ".tmp", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            os.unlink(sys.argv[1] + ".tmp")
+            os.write(temporary, b"0123456789")
+            os.ftruncate(temporary, 4)
+            os.fchmod(temporary, 0o640)
+            os.setxattr(temporary, "user.note", b"kept")
+            print(os.fstat(temporary).st_size, oct(os.fstat(temporary).st_mode & 0o777), os.getxattr(temporary, "user.note").decode())
+            os.close(temporary)
             ' \(mnt)/file
             """)
-        XCTAssertEqual(output, "7 written False\n")
+        XCTAssertEqual(output, "7 written False\n4 0o640 kept\n")
     }
 }

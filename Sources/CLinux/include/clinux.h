@@ -32,6 +32,7 @@ int CLinux_lremovexattr(const char *path, const char *name);
 ssize_t CLinux_fgetxattr(int fd, const char *name, void *value, size_t size);
 ssize_t CLinux_flistxattr(int fd, char *list, size_t size);
 int CLinux_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
+int CLinux_fremovexattr(int fd, const char *name);
 
 dev_t CLinux_makedev(unsigned int major, unsigned int minor);
 unsigned int CLinux_major(dev_t dev);
