@@ -91,9 +91,13 @@ public struct ImageLayout {
         try write(encode(index), to: directory + "/index.json")
     }
 
-    /// The layer blobs of the image tagged `tag`, bottom first.
+    /// The layer blobs of the image tagged `tag`, bottom first, each checked against its digest.
     public func layerFiles(tagged tag: String) throws(Failure) -> [(path: String, gzip: Bool)] {
         let manifest = try manifest(tagged: tag, in: try readIndex())
+        for layer in manifest.layers {
+            let actual = try? fileDigest(blobPath(layer.digest))
+            if actual != layer.digest { throw Failure(description: "\(blobPath(layer.digest)): does not match its digest") }
+        }
         return manifest.layers.map { (blobPath($0.digest), $0.mediaType.hasSuffix("gzip")) }
     }
 
