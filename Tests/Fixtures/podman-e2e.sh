@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-mkdir -p "$root"/{graph,run,tmp,rootfs}
+mkdir -p "$root/rootfs"
 cat > "$root/mount-program" <<EOF
 #!/bin/sh
 # containers/storage runs this with its own -o list; the log shows what it passed and from where.
@@ -28,33 +28,7 @@ echo "\$(pwd) \$*" >> "$root/mount-program.log"
 exec "$strata" ${extra:+-o "$extra"} "\$@"
 EOF
 chmod +x "$root/mount-program"
-cat > "$root/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$root/graph"
-runroot = "$root/run"
-[storage.options.overlay]
-mount_program = "$root/mount-program"
-EOF
-# Root here lacks CAP_SYS_RESOURCE: ulimits no higher than the current ones. No network: podman's default
-# one leaves firewall chains behind.
-cat > "$root/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-[engine]
-# crun refuses this machine's hybrid cgroup hierarchy (a controller on cgroup v2); runc takes it.
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$root/events.log"
-tmp_dir = "$root/tmp"
-EOF
-export CONTAINERS_CONF=$root/containers.conf CONTAINERS_STORAGE_CONF=$root/storage.conf TMPDIR=$root/tmp
-podman_() {
-  podman --root "$root/graph" --runroot "$root/run" --tmpdir "$root/tmp" --storage-driver overlay \
-    --storage-opt "overlay.mount_program=$root/mount-program" "$@"
-}
+source "$(dirname "$0")/podman-env.sh" "$root/podman" "$root/mount-program"
 
 # A rootfs from Debian's busybox-static, with the files podman would otherwise create in each container.
 rootfs=$root/rootfs

@@ -19,10 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
-podman_() {
-  podman --root "$root/podman/graph" --runroot "$root/podman/run" --tmpdir "$root/podman/tmp" --storage-driver overlay \
-    --storage-opt "overlay.mount_program=$strata" "$@"
-}
+source "$(dirname "$0")/podman-env.sh" "$root/podman" "$strata"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$root/registry"
@@ -87,18 +84,6 @@ theirs=$(cd "$root/bundle/rootfs" && find . -path ./proc -prune -o -printf '%p %
 fusermount3 -u "$root/view"
 echo "ok umoci agrees"
 
-cat > "$root/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$root/podman/events.log"
-EOF
-export CONTAINERS_CONF=$root/containers.conf
-mkdir -p "$root/podman/tmp"
 podman_ pull --quiet --tls-verify=false "127.0.0.1:$port/strata/test:changed" >/dev/null
 out=$(podman_ run --rm "127.0.0.1:$port/strata/test:changed" sh -c \
   'cat /etc/new /etc/motd /data-renamed/file; test -e /etc/removeme || echo removed; test -e /data || echo moved')
