@@ -21,9 +21,9 @@ public struct AttributeMapping: Sendable, Equatable {
     /// Nothing to map: the backing filesystem's owners are the mount's.
     public var isIdentity: Bool { self == AttributeMapping() }
 
-    /// A stored stat as the mount shows it; `override` reads the permissions attribute, if there is one.
-    func present(_ info: inout stat, override: () -> [UInt8]?) {
-        if permissionsXattr != nil, let value = override(), let stored = StoredPermissions(value) {
+    /// A stored stat as the mount shows it; `override` reads the named permissions attribute, if there is one.
+    func present(_ info: inout stat, override: (String) -> [UInt8]?) {
+        if let value = permissionsXattr.flatMap(override), let stored = StoredPermissions(value) {
             info.st_uid = stored.uid
             info.st_gid = stored.gid
             info.st_mode = (info.st_mode & S_IFMT) | (stored.mode & 0o7777)

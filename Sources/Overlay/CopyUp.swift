@@ -14,25 +14,21 @@ extension LayerStack {
         let lower = layers[source.layer]
         let temporary = work.temporaryName()
         do {
-            switch info.fileType {
-            case S_IFREG:
+            if info.fileType == S_IFREG {
                 try copyFile(lower, source.path, info, to: work, temporary, data: data, inode: inode)
-            case S_IFDIR:
-                try Sys.mkdir(work.fd, temporary, 0o700)
-                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info,
-                                 to: .path(work.fd, temporary, work.path + "/" + temporary))
-            default:
-                if info.fileType == S_IFLNK {
-                    try Sys.symlink(Sys.readlink(lower.rootFD, source.path), work.fd, temporary)
-                } else {
-                    try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
+            } else {
+                switch info.fileType {
+                case S_IFDIR: try Sys.mkdir(work.fd, temporary, 0o700)
+                case S_IFLNK: try Sys.symlink(Sys.readlink(lower.rootFD, source.path), work.fd, temporary)
+                default: try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
                 }
-                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info,
-                                 to: .path(work.fd, temporary, work.path + "/" + temporary))
-                try OriginInode.record(inode, on: .path(work.fd, temporary, work.path + "/" + temporary))
+                let staged = BackingObject.path(work.fd, temporary, work.path + "/" + temporary)
+                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info, to: staged)
+                // A directory shows its lower directory's number without a record (see Resolution).
+                if !info.isDirectory { try OriginInode.record(inode, on: staged) }
             }
             // Moving the copy in touches its parent; a copy-up is no change to the parent, so its times stay.
-            let parent = upper.relative(String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex)))
+            let parent = upper.relative(RelativePath.parent(of: path))
             let parentInfo = try Sys.stat(upper.rootFD, parent)
             try Sys.rename(work.fd, temporary, upper.rootFD, path, CLinux_RENAME_NOREPLACE)
             try Sys.setTimes(upper.rootFD, parent, access: parentInfo.st_atim, modification: parentInfo.st_mtim)

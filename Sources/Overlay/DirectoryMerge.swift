@@ -58,7 +58,7 @@ extension LayerStack {
                 positions[name] = entries.count
                 var inode = inodeNumbers.number(backing: info.inode, device: layer.device)
                 if layer.isUpper, info.type != UInt8(DT_DIR),
-                   let origin = OriginInode.read(layer.absolute(path.isEmpty ? name : path + "/" + name)) {
+                   let origin = OriginInode.read(layer.absolute(RelativePath.child(path, name))) {
                     inode = origin
                 }
                 entries.append(DirectoryEntry(name: name, inode: inode, type: info.type, source: sourceIndex))

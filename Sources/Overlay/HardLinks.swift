@@ -28,7 +28,7 @@ final class HardLinkIndex: Sendable {
             let child = String(cString: CLinux_dirent_name(entry))
             if child == "." || child == ".." { continue }
             guard let info = try? Sys.stat(inner, child) else { continue }
-            let path = prefix.isEmpty ? child : prefix + "/" + child
+            let path = RelativePath.child(prefix, child)
             visit(path, info)
             if info.isDirectory { walk(inner, child, prefix: path, visit) }
         }

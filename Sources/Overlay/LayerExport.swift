@@ -37,15 +37,15 @@ extension LayerStack {
                                  into entries: inout [ExportedEntry]) throws(Errno) {
         var directories: [String] = []
         try forEachEntry(layer, path) { (name: String, info: EntryInfo) throws(Errno) in
-            let child = path.isEmpty ? name : path + "/" + name
+            let child = RelativePath.child(path, name)
             if let hidden = Whiteout.hiddenName(byMarker: name) {
                 if hidden.isEmpty { return }  // the opaque marker: emitted with its directory
-                entries.append(try self.marker(.whiteout, child, backing: layer.absolute(child), layer))
+                entries.append(try self.marker(.whiteout, child, backing: layer.absolute(child)))
                 return
             }
             let full = try info.stat()
             if Whiteout.isDevice(full) {
-                entries.append(try self.marker(.whiteout, Whiteout.markerPath(for: child), backing: layer.absolute(child), layer))
+                entries.append(try self.marker(.whiteout, Whiteout.markerPath(for: child), backing: layer.absolute(child)))
                 return
             }
             entries.append(ExportedEntry(kind: .object, path: child, info: full, backing: layer.absolute(child),
@@ -53,17 +53,17 @@ extension LayerStack {
             if full.isDirectory { directories.append(name) }
         }
         for name in directories {
-            let child = path.isEmpty ? name : path + "/" + name
+            let child = RelativePath.child(path, name)
             let absolute = layer.absolute(child)
             let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
             if let sources, Redirect.read(absolute) != nil {
                 // Renamed: opaque at its new path, with everything the merged view shows below it.
-                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute, layer))
+                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute))
                 try exportMerged(child, sources, root: root, into: &entries)
                 continue
             }
             if OpaqueDirectory.isOpaque(layer, child) {
-                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute, layer))
+                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute))
             }
             try exportDirectory(child, layer: layer, merged: sources, root: root, into: &entries)
         }
@@ -82,7 +82,7 @@ extension LayerStack {
         }
     }
 
-    private func marker(_ kind: ExportedEntry.Kind, _ path: String, backing: String, _ layer: Layer) throws(Errno) -> ExportedEntry {
+    private func marker(_ kind: ExportedEntry.Kind, _ path: String, backing: String) throws(Errno) -> ExportedEntry {
         var info = try Sys.stat(AT_FDCWD, backing)
         info.st_mode = S_IFREG
         info.st_size = 0

@@ -63,7 +63,7 @@ extension LayerStack {
             children.append((name, full.isDirectory))
         }
         for (name, isDirectory) in children where isDirectory {
-            let child = path.isEmpty ? name : path + "/" + name
+            let child = RelativePath.child(path, name)
             let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
             let stillMerged = sources.flatMap { $0.contains { $0.layer == layer.index && $0.path == child } ? $0 : nil }
             try tally(layer, child, merged: stillMerged, root: root, into: &summary)
@@ -81,12 +81,12 @@ extension LayerStack {
 
     private func collectChanges(_ path: String, lowers: [Source], root: [Source], upper: Layer,
                                 into changes: inout [Change]) throws(Errno) {
-        var directories: [String] = []
+        var directories: [(name: String, renamed: Bool)] = []
         try forEachEntry(upper, path) { (name: String, info: EntryInfo) throws(Errno) in
-            let child = path.isEmpty ? name : path + "/" + name
+            let child = RelativePath.child(path, name)
             if let hidden = Whiteout.hiddenName(byMarker: name) {
                 if !hidden.isEmpty {
-                    changes.append(Change(kind: "D", path: "/" + (path.isEmpty ? hidden : path + "/" + hidden)))
+                    changes.append(Change(kind: "D", path: "/" + RelativePath.child(path, hidden)))
                 }
                 return
             }
@@ -98,12 +98,12 @@ extension LayerStack {
             let inLower = !lowers.isEmpty && (try? self.resolve(name, in: lowers, root: root)) != nil
             let renamed = full.isDirectory && Redirect.read(upper.absolute(child)) != nil
             changes.append(Change(kind: inLower && !renamed ? "C" : "A", path: "/" + child))
-            if full.isDirectory { directories.append(name) }
+            if full.isDirectory { directories.append((name, renamed)) }
         }
-        for name in directories {
-            let child = path.isEmpty ? name : path + "/" + name
+        for (name, renamed) in directories {
+            let child = RelativePath.child(path, name)
             let merged = try resolve(name, in: [Source(layer: upper.index, path: path)] + lowers, root: root)
-            if Redirect.read(upper.absolute(child)) != nil {
+            if renamed {
                 // A renamed directory is new at its new path, with everything in it.
                 try addEverything(below: child, merged.sources, root: root, into: &changes)
             } else {

@@ -30,8 +30,7 @@ extension OverlayTree {
         }
         if stack.layers[node.sources[0].layer].isUpper { return node }
         if !path.isEmpty {
-            let parent = String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
-            try copyUp(path: parent, data: true)
+            try copyUp(path: RelativePath.parent(of: path), data: true)
         }
         let source = node.sources[0]
         let lowerInfo = try Sys.stat(stack.layers[source.layer].rootFD, source.path)
@@ -58,7 +57,7 @@ extension OverlayTree {
             guard let other = try? unboundNode(name), other.sources[0] == Source(layer: source.layer, path: name) else {
                 continue
             }
-            let parent = String(name.prefix(upTo: name.lastIndex(of: "/") ?? name.startIndex))
+            let parent = RelativePath.parent(of: name)
             try copyUp(path: parent, data: true)
             // Like the copy-up itself, linking the other names is no change to their directories.
             let parentInfo = try Sys.stat(upper.rootFD, upper.relative(parent))
@@ -71,19 +70,14 @@ extension OverlayTree {
 
     /// A path's node when the kernel holds none for it (a parent it already forgot): resolved from the root.
     private func unboundNode(_ path: String) throws(Errno) -> Node {
-        let root = inodes.rootSources
-        var sources = root
-        var resolution: Resolution?
-        for name in path.split(separator: "/") {
-            resolution = try stack.resolve(String(name), in: sources, root: root)
-            sources = resolution!.sources
+        guard let resolution = try stack.resolve(path: path, rootSources: inodes.rootSources) else {
+            return try inodes.node(.root)
         }
-        guard let resolution else { return try inodes.node(.root) }
         return Node(path: path, sources: resolution.sources, inode: resolution.inode, isMerged: resolution.isMerged, lookups: 0)
     }
 
     private func child(_ parent: Node, _ name: String) -> String {
-        parent.path.isEmpty ? name : parent.path + "/" + name
+        RelativePath.child(parent.path, name)
     }
 
     private func existing(_ parent: Node, _ name: String) throws(Errno) -> Resolution? {

@@ -22,7 +22,7 @@ public final class OverlayTree: Sendable {
     public func lookup(parent: NodeID, name: String) throws(Errno) -> Entry {
         if Whiteout.isReserved(name) { throw .noSuchFileOrDirectory }
         let parentNode = try inodes.node(parent)
-        let path = parentNode.path.isEmpty ? name : parentNode.path + "/" + name
+        let path = RelativePath.child(parentNode.path, name)
         let resolution = try stack.resolve(name, in: parentNode.sources, root: inodes.rootSources)
         return remember(path, resolution)
     }
@@ -32,7 +32,7 @@ public final class OverlayTree: Sendable {
     /// kernel already holds is resolved in full, in case it changed since the listing.
     public func lookup(parent: NodeID, listed entry: DirectoryEntry) throws(Errno) -> Entry {
         let parentNode = try inodes.node(parent)
-        let path = parentNode.path.isEmpty ? entry.name : parentNode.path + "/" + entry.name
+        let path = RelativePath.child(parentNode.path, entry.name)
         guard entry.source > 0, entry.source < parentNode.sources.count, inodes.id(ofPath: path) == nil else {
             return try lookup(parent: parent, name: entry.name)
         }
@@ -65,7 +65,7 @@ public final class OverlayTree: Sendable {
         }
         var info = try Sys.fstat(fd)
         info.st_ino = ino_t(kept.inode)
-        stack.mapping.present(&info) { stack.mapping.permissionsXattr.flatMap { try? Sys.xattr(fd, $0) } }
+        stack.mapping.present(&info) { try? Sys.xattr(fd, $0) }
         return info
     }
 
@@ -91,7 +91,7 @@ public final class OverlayTree: Sendable {
     public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
         let directory = try inodes.node(node)
         let dot = DirectoryEntry(name: ".", inode: directory.inode, type: UInt8(DT_DIR))
-        let parentPath = String(directory.path.prefix(upTo: directory.path.lastIndex(of: "/") ?? directory.path.startIndex))
+        let parentPath = RelativePath.parent(of: directory.path)
         let parentInode = inodes.id(ofPath: parentPath).flatMap { try? inodes.node($0).inode } ?? directory.inode
         let dotdot = DirectoryEntry(name: "..", inode: parentInode, type: UInt8(DT_DIR))
         return [dot, dotdot] + (try stack.mergedEntries(directory.sources))

@@ -116,12 +116,7 @@ extension LayerStack {
     /// The merged resolution of a path from the root.
     private func resolve(path: String) throws(Errno) -> Resolution {
         let root = try resolveRoot()
-        var resolution = root
-        for name in path.split(separator: "/") {
-            guard resolution.top.isDirectory else { throw .notDirectory }
-            resolution = try resolve(String(name), in: resolution.sources, root: root.sources)
-        }
-        return resolution
+        return try resolve(path: path, rootSources: root.sources) ?? root
     }
 
     /// The names the merged directory at `path` lists.
@@ -138,8 +133,9 @@ extension LayerStack {
     /// Names a layer holds in the directory at `path` that the merged listing does not show, each with its
     /// report (whited out, or behind an opaque directory).
     public func hiddenNames(in path: String) throws(Errno) -> [PathReport] {
-        let sources = try resolve(path: path).sources
-        guard try resolve(path: path).top.isDirectory else { throw .notDirectory }
+        let directory = try resolve(path: path)
+        guard directory.top.isDirectory else { throw .notDirectory }
+        let sources = directory.sources
         let shown = Set(try mergedEntries(sources).map(\.name))
         let bottom = sources.last!
         let all = sources + (bottom.layer + 1..<layers.count).map { Source(layer: $0, path: bottom.path) }
@@ -155,7 +151,7 @@ extension LayerStack {
         }
         var reports: [PathReport] = []
         for name in names.sorted() {
-            reports.append(try report(path.isEmpty ? name : path + "/" + name))
+            reports.append(try report(RelativePath.child(path, name)))
         }
         return reports
     }

@@ -1,6 +1,17 @@
 import Glibc
 import SystemPackage
 
+/// Paths within a layer or the merged view are relative, "" being the root.
+enum RelativePath {
+    static func child(_ parent: String, _ name: String) -> String {
+        parent.isEmpty ? name : parent + "/" + name
+    }
+
+    static func parent(of path: String) -> String {
+        String(path.prefix(upTo: path.lastIndex(of: "/") ?? path.startIndex))
+    }
+}
+
 /// One layer's part of a merged path: the layer, and the path there. Below a renamed (redirected) directory
 /// the lower layers hold its contents under its old path, so the path differs from layer to layer.
 struct Source: Sendable, Equatable {
@@ -8,7 +19,7 @@ struct Source: Sendable, Equatable {
     let path: String
 
     func child(_ name: String) -> Source {
-        Source(layer: layer, path: path.isEmpty ? name : path + "/" + name)
+        Source(layer: layer, path: RelativePath.child(path, name))
     }
 }
 
@@ -34,6 +45,15 @@ extension LayerStack {
     /// whiteout or a non-directory there. A directory with a redirect continues the descent at its old path.
     func resolve(_ name: String, in parent: [Source], root: [Source]) throws(Errno) -> Resolution {
         guard case let .found(resolution) = try lookup(name, in: parent, root: root) else { throw .noSuchFileOrDirectory }
+        return resolution
+    }
+
+    /// The resolution of a relative path, walked from the root's sources; nil for the root itself.
+    func resolve(path: String, rootSources: [Source]) throws(Errno) -> Resolution? {
+        var resolution: Resolution?
+        for name in path.split(separator: "/") {
+            resolution = try resolve(String(name), in: resolution?.sources ?? rootSources, root: rootSources)
+        }
         return resolution
     }
 
@@ -140,7 +160,7 @@ extension LayerStack {
            let recorded = LinkCount.read(absolute(source)), recorded.first == "U", let delta = Int(recorded.dropFirst()) {
             shown.st_nlink = nlink_t(max(1, Int(info.st_nlink) + delta))
         }
-        mapping.present(&shown) { mapping.permissionsXattr.flatMap { try? Sys.xattr(absolute(source), $0) } }
+        mapping.present(&shown) { try? Sys.xattr(absolute(source), $0) }
         return shown
     }
 }

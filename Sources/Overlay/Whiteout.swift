@@ -44,7 +44,7 @@ enum OpaqueDirectory {
         for name in xattrNames {
             if let value = try? Sys.xattr(absolute, name), value == Array("y".utf8) { return true }
         }
-        let marker = path.isEmpty ? Whiteout.opaqueMarker : path + "/" + Whiteout.opaqueMarker
+        let marker = RelativePath.child(path, Whiteout.opaqueMarker)
         return (try? Sys.statIfPresent(layer.rootFD, marker)) != nil
     }
 }

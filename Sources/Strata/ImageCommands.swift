@@ -39,19 +39,11 @@ public enum ImageCommands {
 
     /// A plain directory (a root filesystem) as a layer, the first of an image.
     public static func importDirectory(_ directory: String, to destinations: Destinations) throws(Failure) -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw Failure(description: "\(directory): no such directory")
-        }
         var destinations = destinations
         destinations.base = nil
-        do {
-            return try write(try LayerStack(lowers: [directory], upper: nil), to: destinations, createdBy: "strata import")
-        } catch let error as Failure {
-            throw error
-        } catch {
-            throw Failure(description: "\(directory): \(error)")
-        }
+        let stack: LayerStack
+        do { stack = try Inspection.openStack(lowers: [directory], upper: nil) } catch { throw Failure(description: error.description) }
+        return try write(stack, to: destinations, createdBy: "strata import")
     }
 
     /// Every layer of the image `DIR:TAG` into its own directory under `destination`; returns the `lowerdir=`

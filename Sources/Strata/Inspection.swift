@@ -35,7 +35,8 @@ public struct Inspection {
         return (Inspection(stack: stack), relativePaths)
     }
 
-    private static func openStack(lowers: [String], upper: String?) throws(Failure) -> LayerStack {
+    /// Opens layer directories read-only, refusing a missing one by its path.
+    static func openStack(lowers: [String], upper: String?) throws(Failure) -> LayerStack {
         for directory in lowers + (upper.map { [$0] } ?? []) {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -58,7 +59,7 @@ public struct Inspection {
         var root: String?
         var value: String?
         while true {
-            if let found = stackAttribute(candidate) {
+            if let found = ProvenanceXattr.read(ProvenanceXattr.stack, at: candidate) {
                 root = candidate
                 value = found
             } else if root != nil {
@@ -74,10 +75,6 @@ public struct Inspection {
             return (fields[1] == "upper", String(fields[2]))
         }
         return (root, layers.map { (upper: $0.0, directory: $0.1) })
-    }
-
-    private static func stackAttribute(_ path: String) -> String? {
-        ProvenanceXattr.read(ProvenanceXattr.stack, at: path)
     }
 
     private static func absolute(_ path: String) -> String {

@@ -148,7 +148,7 @@ public final class StrataFileSystem: FileSystem {
                       _ object: NewObject) throws(Errno) -> (Entry, FileDescriptor?) {
         // The daemon's own objects are owned as the backing filesystem makes them, which applies a setgid
         // parent's group as a local filesystem does; anyone else's are given their owner here.
-        if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid, tree.mapsAttributes == false {
+        if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid, !tree.mapsAttributes {
             let (created, descriptor) = try tree.create(parent: NodeID(parent), name: name, object, owner: nil)
             return (entry(created), descriptor)
         }

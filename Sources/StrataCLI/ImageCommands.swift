@@ -15,16 +15,6 @@ struct LayerDestinations: ParsableArguments {
     var oci: String?
 }
 
-/// Runs `body`; prints what it returns, or the failure and exits 1.
-private func printing(_ body: () throws -> String) throws {
-    do {
-        print(try body(), terminator: "")
-    } catch let error as CustomStringConvertible {
-        StrataCommand.complain(error.description)
-        throw ExitCode(1)
-    }
-}
-
 struct Commit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The upper layer as an OCI image layer: a tarball, an image in an OCI layout, or a layer directory.")
@@ -49,7 +39,7 @@ struct Commit: ParsableCommand {
     }
 
     func run() throws {
-        try printing {
+        try StrataCommand.printing {
             try ImageCommands.commit(options: options, to: .init(tar: destination.tar, gzip: destination.gzip,
                                                                   layout: destination.oci, base: from, layerDirectory: layerDir))
         }
@@ -70,7 +60,7 @@ struct Import: ParsableCommand {
     }
 
     func run() throws {
-        try printing {
+        try StrataCommand.printing {
             try ImageCommands.importDirectory(directory, to: .init(tar: destination.tar, gzip: destination.gzip,
                                                                    layout: destination.oci, base: nil, layerDirectory: nil))
         }
@@ -91,6 +81,6 @@ struct Unpack: ParsableCommand {
     var whiteout: String = "chardev"
 
     func run() throws {
-        try printing { try ImageCommands.unpack(image, into: destination, whiteouts: whiteout) }
+        try StrataCommand.printing { try ImageCommands.unpack(image, into: destination, whiteouts: whiteout) }
     }
 }

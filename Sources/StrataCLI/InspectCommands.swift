@@ -19,12 +19,9 @@ struct InspectionOptions: ParsableArguments {
 
     /// Opens the stack, runs `body`, prints what it returns; a failure prints the reason and exits 1.
     func report(paths: [String], _ body: (Inspection, [String]) throws(Inspection.Failure) -> String) throws {
-        do {
+        try StrataCommand.printing {
             let (inspection, relative) = try Inspection.open(options: options, paths: paths)
-            print(try body(inspection, relative), terminator: "")
-        } catch {
-            StrataCommand.complain(error.description)
-            throw ExitCode(1)
+            return try body(inspection, relative)
         }
     }
 }

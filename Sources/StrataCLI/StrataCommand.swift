@@ -63,6 +63,16 @@ struct StrataCommand: ParsableCommand {
         }
     }
 
+    /// Runs a command's `body`; prints what it returns, or the failure and exits 1.
+    static func printing(_ body: () throws -> String) throws {
+        do {
+            print(try body(), terminator: "")
+        } catch let error as CustomStringConvertible {
+            complain(error.description)
+            throw ExitCode(1)
+        }
+    }
+
     static func complain(_ message: String) {
         var line = "strata: \(message)\n"
         _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
