@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
@@ -22,13 +23,17 @@ let package = Package(
         .target(name: "Overlay", dependencies: [
             "CLinux",
             .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .target(name: "OCI", dependencies: [
             "CArchive", "CLinux", "Overlay",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Strata", dependencies: ["FuseKit", "Overlay", "OCI"]),
+        .target(name: "Strata", dependencies: [
+            "FuseKit", "Overlay", "OCI",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "StrataCLI", dependencies: [
             "Strata",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

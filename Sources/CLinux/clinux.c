@@ -6,6 +6,9 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
+#include <limits.h>
+#include <sys/syscall.h>
 
 const int CLinux_O_PATH = O_PATH;
 const int CLinux_O_DIRECTORY = O_DIRECTORY;
@@ -19,6 +22,41 @@ const unsigned int CLinux_RENAME_WHITEOUT = RENAME_WHITEOUT;
 const int CLinux_SEEK_DATA = SEEK_DATA;
 const int CLinux_SEEK_HOLE = SEEK_HOLE;
 const long CLinux_UTIME_OMIT = UTIME_OMIT;
+const unsigned long long CLinux_RESOLVE_BENEATH = RESOLVE_BENEATH;
+const unsigned long long CLinux_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
+const unsigned long long CLinux_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
+const int CLinux_NAME_MAX = NAME_MAX;
+const int CLinux_PATH_MAX = PATH_MAX;
+
+int CLinux_openat2(int dirfd, const char *path, int flags, unsigned int mode, unsigned long long resolve) {
+    struct open_how how = { .flags = (unsigned long long)flags, .mode = mode, .resolve = resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+// Not in Debian 12's headers yet: the x86_64 and aarch64 numbers (identical on both) of Linux 6.13.
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#define SYS_getxattrat 464
+#define SYS_listxattrat 465
+#define SYS_removexattrat 466
+#endif
+struct clinux_xattr_args { unsigned long long value; unsigned int size; unsigned int flags; };
+
+ssize_t CLinux_getxattrat(int dirfd, const char *path, int at_flags, const char *name, void *value, size_t size) {
+    struct clinux_xattr_args args = { .value = (unsigned long long)(unsigned long)value, .size = (unsigned int)size };
+    return syscall(SYS_getxattrat, dirfd, path, at_flags, name, &args, sizeof args);
+}
+ssize_t CLinux_listxattrat(int dirfd, const char *path, int at_flags, char *list, size_t size) {
+    return syscall(SYS_listxattrat, dirfd, path, at_flags, list, size);
+}
+int CLinux_setxattrat(int dirfd, const char *path, int at_flags, const char *name, const void *value, size_t size, int flags) {
+    struct clinux_xattr_args args = { .value = (unsigned long long)(unsigned long)value, .size = (unsigned int)size,
+                                      .flags = (unsigned int)flags };
+    return (int)syscall(SYS_setxattrat, dirfd, path, at_flags, name, &args, sizeof args);
+}
+int CLinux_removexattrat(int dirfd, const char *path, int at_flags, const char *name) {
+    return (int)syscall(SYS_removexattrat, dirfd, path, at_flags, name);
+}
 
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return renameat2(olddirfd, oldpath, newdirfd, newpath, flags);

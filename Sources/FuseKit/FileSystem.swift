@@ -7,7 +7,7 @@ public protocol FileSystem: Sendable {
     /// What the server asks the kernel for at `init`; only what the kernel also offers is turned on.
     var capabilities: Capabilities { get }
 
-    func lookup(_ context: RequestContext, parent: UInt64, name: String) throws(Errno) -> Entry
+    func lookup(_ context: RequestContext, parent: UInt64, name: [UInt8]) throws(Errno) -> Entry
     func forget(node: UInt64, lookups: UInt64)
     /// `handle` is the caller's open file when it asked through one (fstat), which may be unlinked by now.
     func attributes(node: UInt64, handle: UInt64?) throws(Errno) -> Attributes
@@ -20,25 +20,25 @@ public protocol FileSystem: Sendable {
     func readDirectory(node: UInt64, handle: UInt64, offset: Int64, into buffer: inout DirectoryBuffer) throws(Errno)
     func releaseDirectory(node: UInt64, handle: UInt64)
     func statistics(node: UInt64) throws(Errno) -> statvfs
-    func extendedAttribute(node: UInt64, name: String) throws(Errno) -> [UInt8]
-    func extendedAttributeNames(node: UInt64) throws(Errno) -> [String]
+    func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8]
+    func extendedAttributeNames(node: UInt64) throws(Errno) -> [[UInt8]]
 
     // Changes. A read-only server throws EROFS from each.
-    func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t, flags: Int32) throws(Errno) -> (Entry, OpenHandle)
-    func makeDirectory(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t) throws(Errno) -> Entry
-    func makeNode(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t, device: dev_t) throws(Errno) -> Entry
-    func makeSymlink(_ context: RequestContext, parent: UInt64, name: String, target: [UInt8]) throws(Errno) -> Entry
-    func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: String) throws(Errno) -> Entry
-    func unlink(parent: UInt64, name: String) throws(Errno)
-    func removeDirectory(parent: UInt64, name: String) throws(Errno)
-    func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(Errno)
+    func create(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t, flags: Int32) throws(Errno) -> (Entry, OpenHandle)
+    func makeDirectory(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t) throws(Errno) -> Entry
+    func makeNode(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t, device: dev_t) throws(Errno) -> Entry
+    func makeSymlink(_ context: RequestContext, parent: UInt64, name: [UInt8], target: [UInt8]) throws(Errno) -> Entry
+    func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: [UInt8]) throws(Errno) -> Entry
+    func unlink(parent: UInt64, name: [UInt8]) throws(Errno)
+    func removeDirectory(parent: UInt64, name: [UInt8]) throws(Errno)
+    func rename(parent: UInt64, name: [UInt8], newParent: UInt64, newName: [UInt8], flags: UInt32) throws(Errno)
     func setAttributes(node: UInt64, _ changes: AttributeChanges, handle: UInt64?) throws(Errno) -> Attributes
     /// Each write reaches the backing file: there is no flush (the kernel stops asking after the first close).
     func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int
     func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno)
     func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno)
-    func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno)
-    func removeExtendedAttribute(node: UInt64, name: String) throws(Errno)
+    func setExtendedAttribute(node: UInt64, name: [UInt8], value: [UInt8], flags: Int32) throws(Errno)
+    func removeExtendedAttribute(node: UInt64, name: [UInt8]) throws(Errno)
     func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno)
     func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64
     func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),

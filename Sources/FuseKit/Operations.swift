@@ -13,8 +13,25 @@ final class Dispatcher: Sendable {
 }
 
 private func context(_ request: fuse_req_t) -> RequestContext {
-    let ctx = fuse_req_ctx(request)!.pointee
+    guard let ctx = fuse_req_ctx(request)?.pointee else { return RequestContext(uid: 0, gid: 0, pid: 0, umask: 0o022) }
     return RequestContext(uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, umask: ctx.umask)
+}
+
+/// A name (or link target) from the kernel, as bytes: never decoded as text.
+func bytes(_ name: UnsafePointer<CChar>?) throws(Errno) -> [UInt8] {
+    guard let name else { throw .ioError }
+    return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(name), count: strlen(name)))
+}
+
+/// An argument libfuse always passes for this request; its absence is an impossible state, answered with EIO.
+func present<T>(_ pointer: UnsafeMutablePointer<T>?) throws(Errno) -> UnsafeMutablePointer<T> {
+    guard let pointer else { throw .ioError }
+    return pointer
+}
+
+func present<T>(_ pointer: UnsafePointer<T>?) throws(Errno) -> UnsafePointer<T> {
+    guard let pointer else { throw .ioError }
+    return pointer
 }
 
 extension fuse_lowlevel_ops {
@@ -22,164 +39,176 @@ extension fuse_lowlevel_ops {
     static func dispatching() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, connection in
-            let fileSystem = Unmanaged<Dispatcher>.fromOpaque(userdata!).takeUnretainedValue().fileSystem
-            let connection = connection!
+            guard let userdata, let connection else { return }
+            let fileSystem = Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue().fileSystem
             connection.pointee.want |= connection.pointee.capable & fileSystem.capabilities.rawValue
         }
         ops.lookup = { request, parent, name in
-            let name = String(cString: name!)
-            answerEntry(request) { fs throws(Errno) in try fs.lookup(context(request!), parent: parent, name: name) }
+            answerEntry(request) { fs, context throws(Errno) in
+                try fs.lookup(context, parent: parent, name: try bytes(name))
+            }
         }
         ops.forget = { request, node, lookups in
-            Dispatcher.of(request!).forget(node: node, lookups: lookups)
-            Reply(request!).none()
+            guard let request else { return }
+            Dispatcher.of(request).forget(node: node, lookups: lookups)
+            Reply(request).none()
         }
         ops.forget_multi = { request, count, nodes in
-            let fs = Dispatcher.of(request!)
-            for item in UnsafeBufferPointer(start: nodes, count: count) {
+            guard let request else { return }
+            let fs = Dispatcher.of(request)
+            for item in UnsafeBufferPointer(start: nodes, count: nodes == nil ? 0 : count) {
                 fs.forget(node: item.ino, lookups: item.nlookup)
             }
-            Reply(request!).none()
+            Reply(request).none()
         }
         ops.getattr = { request, node, info in
             let handle = info.map { $0.pointee.fh }
-            respond(request) { fs throws(Errno) in .attributes(try fs.attributes(node: node, handle: handle)) }
+            respond(request) { fs, _ throws(Errno) in .attributes(try fs.attributes(node: node, handle: handle)) }
         }
         ops.readlink = { request, node in
-            respond(request) { fs throws(Errno) in .readlink(try fs.readlink(node: node)) }
+            respond(request) { fs, _ throws(Errno) in .readlink(try fs.readlink(node: node)) }
         }
         ops.open = { request, node, info in
-            let flags = info!.pointee.flags
-            respond(request) { fs throws(Errno) in .open(try fs.open(context(request!), node: node, flags: flags), info!) }
+            respond(request) { fs, context throws(Errno) in
+                let info = try present(info)
+                return .open(try fs.open(context, node: node, flags: info.pointee.flags), info)
+            }
         }
         ops.read = { request, node, size, offset, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in .data(try fs.read(node: node, handle: handle, size: size, offset: Int64(offset))) }
+            respond(request) { fs, _ throws(Errno) in
+                .data(try fs.read(node: node, handle: try present(info).pointee.fh, size: size, offset: Int64(offset)))
+            }
         }
         ops.release = { request, node, info in
-            Dispatcher.of(request!).release(node: node, handle: info!.pointee.fh)
-            Reply(request!).success()
+            respond(request) { fs, _ throws(Errno) in
+                fs.release(node: node, handle: try present(info).pointee.fh)
+                return .success
+            }
         }
         ops.opendir = { request, node, info in
-            respond(request) { fs throws(Errno) in .open(try fs.openDirectory(context(request!), node: node), info!) }
+            respond(request) { fs, context throws(Errno) in .open(try fs.openDirectory(context, node: node), try present(info)) }
         }
         ops.readdir = { request, node, size, offset, info in
-            readDirectory(request!, node, size, offset, info!, plus: false)
+            readDirectory(request, node, size, offset, info, plus: false)
         }
         ops.readdirplus = { request, node, size, offset, info in
-            readDirectory(request!, node, size, offset, info!, plus: true)
+            readDirectory(request, node, size, offset, info, plus: true)
         }
         ops.releasedir = { request, node, info in
-            Dispatcher.of(request!).releaseDirectory(node: node, handle: info!.pointee.fh)
-            Reply(request!).success()
+            respond(request) { fs, _ throws(Errno) in
+                fs.releaseDirectory(node: node, handle: try present(info).pointee.fh)
+                return .success
+            }
         }
         ops.statfs = { request, node in
-            respond(request) { fs throws(Errno) in .statistics(try fs.statistics(node: node)) }
+            respond(request) { fs, _ throws(Errno) in .statistics(try fs.statistics(node: node)) }
         }
         ops.getxattr = { request, node, name, size in
-            let name = String(cString: name!)
-            respond(request) { fs throws(Errno) in .sized(try fs.extendedAttribute(node: node, name: name), capacity: size) }
+            respond(request) { fs, _ throws(Errno) in
+                .sized(try fs.extendedAttribute(node: node, name: try bytes(name)), capacity: size)
+            }
         }
         ops.listxattr = { request, node, size in
-            respond(request) { fs throws(Errno) in
+            respond(request) { fs, _ throws(Errno) in
                 let names = try fs.extendedAttributeNames(node: node)
-                return .sized(names.flatMap { Array($0.utf8) + [0] }, capacity: size)
+                return .sized(names.flatMap { $0 + [0] }, capacity: size)
             }
         }
         ops.create = { request, parent, name, mode, info in
-            let name = String(cString: name!)
-            let flags = info!.pointee.flags
-            respond(request) { fs throws(Errno) in
-                let (entry, handle) = try fs.create(context(request!), parent: parent, name: name, mode: mode, flags: flags)
-                return .created(entry, handle, info!)
+            respond(request) { fs, context throws(Errno) in
+                let info = try present(info)
+                let (entry, handle) = try fs.create(context, parent: parent, name: try bytes(name), mode: mode,
+                                                    flags: info.pointee.flags)
+                return .created(entry, handle, info)
             }
         }
         ops.mkdir = { request, parent, name, mode in
-            let name = String(cString: name!)
-            answerEntry(request) { fs throws(Errno) in try fs.makeDirectory(context(request!), parent: parent, name: name, mode: mode) }
+            answerEntry(request) { fs, context throws(Errno) in
+                try fs.makeDirectory(context, parent: parent, name: try bytes(name), mode: mode)
+            }
         }
         ops.mknod = { request, parent, name, mode, device in
-            let name = String(cString: name!)
-            answerEntry(request) { fs throws(Errno) in
-                try fs.makeNode(context(request!), parent: parent, name: name, mode: mode, device: device)
+            answerEntry(request) { fs, context throws(Errno) in
+                try fs.makeNode(context, parent: parent, name: try bytes(name), mode: mode, device: device)
             }
         }
         ops.symlink = { request, target, parent, name in
-            let target = Array(String(cString: target!).utf8), name = String(cString: name!)
-            answerEntry(request) { fs throws(Errno) in try fs.makeSymlink(context(request!), parent: parent, name: name, target: target) }
+            answerEntry(request) { fs, context throws(Errno) in
+                try fs.makeSymlink(context, parent: parent, name: try bytes(name), target: try bytes(target))
+            }
         }
         ops.link = { request, node, newParent, newName in
-            let newName = String(cString: newName!)
-            answerEntry(request) { fs throws(Errno) in try fs.link(context(request!), node: node, newParent: newParent, newName: newName) }
+            answerEntry(request) { fs, context throws(Errno) in
+                try fs.link(context, node: node, newParent: newParent, newName: try bytes(newName))
+            }
         }
         ops.unlink = { request, parent, name in
-            let name = String(cString: name!)
-            respond(request) { fs throws(Errno) in try fs.unlink(parent: parent, name: name); return .success }
+            respond(request) { fs, _ throws(Errno) in try fs.unlink(parent: parent, name: try bytes(name)); return .success }
         }
         ops.rmdir = { request, parent, name in
-            let name = String(cString: name!)
-            respond(request) { fs throws(Errno) in try fs.removeDirectory(parent: parent, name: name); return .success }
+            respond(request) { fs, _ throws(Errno) in try fs.removeDirectory(parent: parent, name: try bytes(name)); return .success }
         }
         ops.rename = { request, parent, name, newParent, newName, flags in
-            let name = String(cString: name!), newName = String(cString: newName!)
-            respond(request) { fs throws(Errno) in
-                try fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+            respond(request) { fs, _ throws(Errno) in
+                try fs.rename(parent: parent, name: try bytes(name), newParent: newParent, newName: try bytes(newName), flags: flags)
                 return .success
             }
         }
         ops.setattr = { request, node, attributes, fields, info in
-            let changes = AttributeChanges(attributes!.pointee, fields)
             let handle = info.map { $0.pointee.fh }
-            respond(request) { fs throws(Errno) in .attributes(try fs.setAttributes(node: node, changes, handle: handle)) }
+            respond(request) { fs, _ throws(Errno) in
+                let changes = AttributeChanges(try present(attributes).pointee, fields)
+                return .attributes(try fs.setAttributes(node: node, changes, handle: handle))
+            }
         }
         ops.write_buf = { request, node, buffers, offset, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in
-                .count(try fs.write(node: node, handle: handle, data: WriteData(buffers!), offset: Int64(offset)))
+            respond(request) { fs, _ throws(Errno) in
+                .count(try fs.write(node: node, handle: try present(info).pointee.fh, data: WriteData(try present(buffers)),
+                                    offset: Int64(offset)))
             }
         }
         ops.fsync = { request, node, dataOnly, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in
-                try fs.synchronize(node: node, handle: handle, dataOnly: dataOnly != 0)
+            respond(request) { fs, _ throws(Errno) in
+                try fs.synchronize(node: node, handle: try present(info).pointee.fh, dataOnly: dataOnly != 0)
                 return .success
             }
         }
         ops.fsyncdir = { request, node, dataOnly, _ in
-            respond(request) { fs throws(Errno) in
+            respond(request) { fs, _ throws(Errno) in
                 try fs.synchronizeDirectory(node: node, dataOnly: dataOnly != 0)
                 return .success
             }
         }
         ops.setxattr = { request, node, name, value, size, flags in
-            let name = String(cString: name!)
-            let bytes = Array(UnsafeRawBufferPointer(start: value, count: size))
-            respond(request) { fs throws(Errno) in
-                try fs.setExtendedAttribute(node: node, name: name, value: bytes, flags: flags)
+            let bytes = Array(UnsafeRawBufferPointer(start: value, count: value == nil ? 0 : size))
+            respond(request) { fs, _ throws(Errno) in
+                try fs.setExtendedAttribute(node: node, name: try FuseKit.bytes(name), value: bytes, flags: flags)
                 return .success
             }
         }
         ops.removexattr = { request, node, name in
-            let name = String(cString: name!)
-            respond(request) { fs throws(Errno) in try fs.removeExtendedAttribute(node: node, name: name); return .success }
+            respond(request) { fs, _ throws(Errno) in
+                try fs.removeExtendedAttribute(node: node, name: try bytes(name))
+                return .success
+            }
         }
         ops.fallocate = { request, node, mode, offset, length, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in
-                try fs.allocate(node: node, handle: handle, mode: mode, offset: Int64(offset), length: Int64(length))
+            respond(request) { fs, _ throws(Errno) in
+                try fs.allocate(node: node, handle: try present(info).pointee.fh, mode: mode, offset: Int64(offset),
+                                length: Int64(length))
                 return .success
             }
         }
         ops.lseek = { request, node, offset, whence, info in
-            let handle = info!.pointee.fh
-            respond(request) { fs throws(Errno) in
-                .offset(try fs.seek(node: node, handle: handle, offset: Int64(offset), whence: whence))
+            respond(request) { fs, _ throws(Errno) in
+                .offset(try fs.seek(node: node, handle: try present(info).pointee.fh, offset: Int64(offset), whence: whence))
             }
         }
         ops.copy_file_range = { request, inNode, inOffset, inInfo, outNode, outOffset, outInfo, length, flags in
-            let source = (inNode, inInfo!.pointee.fh, Int64(inOffset)), target = (outNode, outInfo!.pointee.fh, Int64(outOffset))
-            respond(request) { fs throws(Errno) in
-                .count(try fs.copyRange(from: source, to: target, length: length, flags: flags))
+            respond(request) { fs, _ throws(Errno) in
+                let source = (inNode, try present(inInfo).pointee.fh, Int64(inOffset))
+                let target = (outNode, try present(outInfo).pointee.fh, Int64(outOffset))
+                return .count(try fs.copyRange(from: source, to: target, length: length, flags: flags))
             }
         }
         return ops
@@ -200,12 +229,13 @@ private enum Answer {
     case success
 }
 
-private func respond(_ request: fuse_req_t?, _ body: (any FileSystem) throws(Errno) -> Answer) {
-    let request = request!
+/// Runs an operation and replies once: its answer, or the errno it threw.
+private func respond(_ request: fuse_req_t?, _ body: (any FileSystem, RequestContext) throws(Errno) -> Answer) {
+    guard let request else { return }
     let reply = Reply(request)
     let answer: Answer
     do throws(Errno) {
-        answer = try body(Dispatcher.of(request))
+        answer = try body(Dispatcher.of(request), context(request))
     } catch {
         return reply.error(error)
     }
@@ -223,21 +253,23 @@ private func respond(_ request: fuse_req_t?, _ body: (any FileSystem) throws(Err
     }
 }
 
-private func answerEntry(_ request: fuse_req_t?, _ body: (any FileSystem) throws(Errno) -> Entry) {
-    let request = request!
+private func answerEntry(_ request: fuse_req_t?, _ body: (any FileSystem, RequestContext) throws(Errno) -> Entry) {
+    guard let request else { return }
     let reply = Reply(request)
     let entry: Entry
     do throws(Errno) {
-        entry = try body(Dispatcher.of(request))
+        entry = try body(Dispatcher.of(request), context(request))
     } catch {
         return reply.error(error)
     }
     reply.entry(entry)
 }
 
-private func readDirectory(_ request: fuse_req_t, _ node: fuse_ino_t, _ size: Int, _ offset: off_t,
-                           _ info: UnsafeMutablePointer<fuse_file_info>, plus: Bool) {
+private func readDirectory(_ request: fuse_req_t?, _ node: fuse_ino_t, _ size: Int, _ offset: off_t,
+                           _ info: UnsafeMutablePointer<fuse_file_info>?, plus: Bool) {
+    guard let request else { return }
     let reply = Reply(request)
+    guard let info else { return reply.error(.ioError) }
     var buffer = DirectoryBuffer(request: request, capacity: size, plus: plus)
     do throws(Errno) {
         try Dispatcher.of(request).readDirectory(node: node, handle: info.pointee.fh, offset: Int64(offset), into: &buffer)

@@ -12,7 +12,7 @@ public struct AttributeMapping: Sendable, Equatable {
     public var squashGID: gid_t?
     /// The extended attribute ("uid:gid:mode") that stands in for the real owner and mode, for a daemon
     /// that may not chown (xattr_permissions=1 and 2).
-    public var permissionsXattr: String?
+    public var permissionsXattr: [UInt8]?
     /// Directories show one link (static_nlink).
     public var staticDirectoryLinks = false
 
@@ -22,7 +22,7 @@ public struct AttributeMapping: Sendable, Equatable {
     public var isIdentity: Bool { self == AttributeMapping() }
 
     /// A stored stat as the mount shows it; `override` reads the named permissions attribute, if there is one.
-    func present(_ info: inout stat, override: (String) -> [UInt8]?) {
+    func present(_ info: inout stat, override: ([UInt8]) -> [UInt8]?) {
         if let value = permissionsXattr.flatMap(override), let stored = StoredPermissions(value) {
             info.st_uid = stored.uid
             info.st_gid = stored.gid
@@ -50,9 +50,9 @@ public struct IDMap: Sendable, Equatable {
 
     /// Parses "C:H:S[:C:H:S…]"; nil when the list is not whole triples of numbers.
     public init?(_ text: String) {
-        let numbers = text.split(separator: ":", omittingEmptySubsequences: false).map { UInt32($0) }
-        guard !numbers.isEmpty, numbers.count % 3 == 0, numbers.allSatisfy({ $0 != nil }) else { return nil }
-        let values = numbers.map { $0! }
+        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        let values = fields.compactMap { UInt32($0) }
+        guard !values.isEmpty, values.count == fields.count, values.count % 3 == 0 else { return nil }
         ranges = stride(from: 0, to: values.count, by: 3).map {
             Range(container: values[$0], host: values[$0 + 1], count: values[$0 + 2])
         }
@@ -61,7 +61,8 @@ public struct IDMap: Sendable, Equatable {
     func shown(_ stored: UInt32) -> UInt32 {
         guard !ranges.isEmpty else { return stored }
         for range in ranges where stored >= range.container && stored - range.container < range.count {
-            return range.host + (stored - range.container)
+            let (shown, overflow) = range.host.addingReportingOverflow(stored - range.container)
+            return overflow ? Self.overflow : shown
         }
         return Self.overflow
     }
@@ -69,7 +70,8 @@ public struct IDMap: Sendable, Equatable {
     func stored(_ shown: UInt32) -> UInt32 {
         guard !ranges.isEmpty else { return shown }
         for range in ranges where shown >= range.host && shown - range.host < range.count {
-            return range.container + (shown - range.host)
+            let (stored, overflow) = range.container.addingReportingOverflow(shown - range.host)
+            return overflow ? Self.overflow : stored
         }
         return Self.overflow
     }

@@ -9,29 +9,33 @@ extension LayerStack {
     /// Copies `source` (a lower layer's object, whose attributes are `info`) to `path` in the upper layer,
     /// whose parent must already exist there. `data: false` copies only metadata (for an open with O_TRUNC).
     /// `inode` is the number the file showed, recorded so that it keeps showing it.
-    func copyUp(_ path: String, from source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) {
+    func copyUp(_ path: LayerPath, from source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) {
         let (upper, work) = try writable()
+        guard let parent = path.parent, let name = path.name else { return }
         let lower = layers[source.layer]
         let temporary = work.temporaryName()
+        let staged = Spot(work.fd, temporary)
         do {
-            if info.fileType == S_IFREG {
-                try copyFile(lower, source.path, info, to: work, temporary, data: data, inode: inode)
-            } else {
-                switch info.fileType {
-                case S_IFDIR: try Sys.mkdir(work.fd, temporary, 0o700)
-                case S_IFLNK: try Sys.symlink(Sys.readlink(lower.rootFD, source.path), work.fd, temporary)
-                default: try Sys.mknod(work.fd, temporary, info.st_mode, info.st_rdev)
+            try lower.at(source.path) { original throws(Errno) in
+                if info.fileType == S_IFREG {
+                    try copyFile(original, info, to: staged, data: data, inode: inode)
+                    return
                 }
-                let staged = BackingObject.path(work.fd, temporary, work.path + "/" + temporary)
-                try copyMetadata(from: .path(lower.rootFD, source.path, lower.absolute(source.path)), info, to: staged)
+                switch info.fileType {
+                case S_IFDIR: try Sys.mkdir(staged, 0o700)
+                case S_IFLNK: try Sys.symlink(Sys.readlink(original), staged)
+                default: try Sys.mknod(staged, info.st_mode, info.st_rdev)
+                }
+                try copyMetadata(from: .spot(original), info, to: .spot(staged))
                 // A directory shows its lower directory's number without a record (see Resolution).
-                if !info.isDirectory { try OriginInode.record(inode, on: staged) }
+                if !info.isDirectory { try OriginInode.record(inode, on: .spot(staged)) }
             }
             // Moving the copy in touches its parent; a copy-up is no change to the parent, so its times stay.
-            let parent = upper.relative(RelativePath.parent(of: path))
-            let parentInfo = try Sys.stat(upper.rootFD, parent)
-            try Sys.rename(work.fd, temporary, upper.rootFD, path, CLinux_RENAME_NOREPLACE)
-            try Sys.setTimes(upper.rootFD, parent, access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+            try upper.inDirectory(parent) { directory throws(Errno) in
+                let parentInfo = try Sys.stat(Spot(directory, nil))
+                try Sys.rename(staged, Spot(directory, name), CLinux_RENAME_NOREPLACE)
+                try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+            }
         } catch {
             work.discard(temporary)
             throw error
@@ -45,11 +49,10 @@ extension LayerStack {
 
     /// A regular file: content and metadata go through the two descriptors, and the copy is synced before it
     /// is moved into place (unless volatile), as the kernel does, so that no crash leaves a partial copy showing.
-    private func copyFile(_ lower: Layer, _ path: String, _ info: stat, to work: WorkDirectory, _ temporary: String,
-                          data: Bool, inode: UInt64) throws(Errno) {
-        let source = try Sys.open(lower.rootFD, path, O_RDONLY | CLinux_O_NOFOLLOW)
+    private func copyFile(_ original: Spot, _ info: stat, to staged: Spot, data: Bool, inode: UInt64) throws(Errno) {
+        let source = try Sys.open(original, O_RDONLY)
         defer { Sys.close(source) }
-        let target = try Sys.open(work.fd, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        let target = try Sys.open(staged, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { Sys.close(target) }
         let copiesData = data && info.st_size > 0
         if copiesData { try copyContent(source, target, info) }
@@ -112,7 +115,7 @@ extension LayerStack {
             var written = 0
             while written < count {
                 written += try valueOrErrno {
-                    pwrite(target, buffer.baseAddress! + written, count - written, offset + off_t(written))
+                    pwrite(target, buffer.baseAddress.map { $0 + written }, count - written, offset + off_t(written))
                 }
             }
             offset += off_t(count)
@@ -124,7 +127,7 @@ extension LayerStack {
     private func copyMetadata(from source: BackingObject, _ info: stat, to target: BackingObject) throws(Errno) {
         try target.chown(info.st_uid, info.st_gid)
         if info.fileType != S_IFLNK { try target.chmod(info.st_mode & 0o7777) }
-        for name in try source.xattrNames() where !PrivateXattr.isPrivate(name) {
+        for name in try source.xattrNames() where !Xattr.isPrivate(name) {
             guard let value = try source.xattr(name) else { continue }
             try target.setXattr(name, value)
         }
@@ -132,58 +135,58 @@ extension LayerStack {
     }
 }
 
-/// An object in a layer, reached through an open descriptor (a regular file) or by its path (any object).
+/// An object in a layer, reached through an open descriptor (a file the caller has open, or one just made) or
+/// by its spot (any object).
 enum BackingObject {
     case descriptor(CInt)
-    /// The directory descriptor and name, and the same object's absolute path for the xattr calls.
-    case path(CInt, String, String)
+    case spot(Spot)
 
     func chown(_ uid: uid_t, _ gid: gid_t) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.chown(fd, uid, gid)
-        case let .path(dirFD, name, _): try Sys.chown(dirFD, name, uid, gid)
+        case let .spot(spot): try Sys.chown(spot, uid, gid)
         }
     }
 
     func chmod(_ mode: mode_t) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.chmod(fd, mode)
-        case let .path(dirFD, name, _): try Sys.chmod(dirFD, name, mode)
+        case let .spot(spot): try Sys.chmod(spot, mode)
         }
     }
 
-    func xattrNames() throws(Errno) -> [String] {
+    func xattrNames() throws(Errno) -> [[UInt8]] {
         switch self {
         case let .descriptor(fd): try Sys.xattrNames(fd)
-        case let .path(_, _, absolute): try Sys.xattrNames(absolute)
+        case let .spot(spot): try Sys.xattrNames(spot)
         }
     }
 
-    func xattr(_ name: String) throws(Errno) -> [UInt8]? {
+    func xattr(_ name: [UInt8]) throws(Errno) -> [UInt8]? {
         switch self {
         case let .descriptor(fd): try Sys.xattr(fd, name)
-        case let .path(_, _, absolute): try Sys.xattr(absolute, name)
+        case let .spot(spot): try Sys.xattr(spot, name)
         }
     }
 
-    func setXattr(_ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
+    func setXattr(_ name: [UInt8], _ value: [UInt8], flags: CInt = 0) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.setXattr(fd, name, value, flags: flags)
-        case let .path(_, _, absolute): try Sys.setXattr(absolute, name, value, flags: flags)
+        case let .spot(spot): try Sys.setXattr(spot, name, value, flags: flags)
         }
     }
 
-    func removeXattr(_ name: String) throws(Errno) {
+    func removeXattr(_ name: [UInt8]) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.removeXattr(fd, name)
-        case let .path(_, _, absolute): try Sys.removeXattr(absolute, name)
+        case let .spot(spot): try Sys.removeXattr(spot, name)
         }
     }
 
     func stat() throws(Errno) -> Glibc.stat {
         switch self {
         case let .descriptor(fd): try Sys.fstat(fd)
-        case let .path(dirFD, name, _): try Sys.stat(dirFD, name)
+        case let .spot(spot): try Sys.stat(spot)
         }
     }
 
@@ -191,9 +194,9 @@ enum BackingObject {
     func truncate(_ size: off_t, through open: CInt?) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.truncate(fd, size)
-        case let .path(dirFD, name, _):
+        case let .spot(spot):
             if let open { return try Sys.truncate(open, size) }
-            let fd = try Sys.open(dirFD, name, O_WRONLY | CLinux_O_NOFOLLOW)
+            let fd = try Sys.open(spot, O_WRONLY)
             defer { Sys.close(fd) }
             try Sys.truncate(fd, size)
         }
@@ -207,7 +210,7 @@ enum BackingObject {
     func setTimes(access: timespec, modification: timespec) throws(Errno) {
         switch self {
         case let .descriptor(fd): try Sys.setTimes(fd, access: access, modification: modification)
-        case let .path(dirFD, name, _): try Sys.setTimes(dirFD, name, access: access, modification: modification)
+        case let .spot(spot): try Sys.setTimes(spot, access: access, modification: modification)
         }
     }
 }
@@ -217,31 +220,4 @@ final class CloneSupport: Sendable {
     private let refused = Atomic<Bool>(false)
     var unsupported: Bool { refused.load(ordering: .relaxed) }
     func markUnsupported() { refused.store(true, ordering: .relaxed) }
-}
-
-/// The inode number a copied-up file showed before, kept in an overlay-private attribute so that `st_ino`
-/// stays the same after copy-up and across remounts (the kernel keeps it through its origin file handle).
-enum OriginInode {
-    static let names = ["trusted.overlay.strata.ino", "user.overlay.strata.ino"]
-
-    static func record(_ inode: UInt64, on target: BackingObject) throws(Errno) {
-        let value = Array(String(inode).utf8)
-        do throws(Errno) {
-            try target.setXattr(names[0], value)
-        } catch .notPermitted, .notSupported {
-            try target.setXattr(names[1], value)
-        }
-    }
-
-    /// Each reads the form it would have written: root the trusted one, others the user one.
-    private static let readable = geteuid() == 0 ? [names[0]] : [names[1]]
-
-    static func read(_ path: String) -> UInt64? {
-        for name in readable {
-            if let value = try? Sys.xattr(path, name), let inode = UInt64(String(decoding: value, as: UTF8.self)) {
-                return inode
-            }
-        }
-        return nil
-    }
 }

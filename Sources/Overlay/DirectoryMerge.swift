@@ -4,14 +4,14 @@ import SystemPackage
 
 /// One name of a merged directory, with the inode number that `stat` shows for it.
 public struct DirectoryEntry: Sendable, Equatable {
-    public let name: String
+    public let name: Name
     public let inode: UInt64
     /// A `DT_*` value.
     public let type: UInt8
     /// Which of the directory's sources holds the entry: no source above it holds the name or whites it out.
     let source: Int
 
-    init(name: String, inode: UInt64, type: UInt8, source: Int = 0) {
+    init(name: Name, inode: UInt64, type: UInt8, source: Int = 0) {
         self.name = name
         self.inode = inode
         self.type = type
@@ -24,19 +24,18 @@ extension LayerStack {
     /// holds it, minus names an upper layer whites out, minus the whiteouts and markers themselves.
     func mergedEntries(_ sources: [Source]) throws(Errno) -> [DirectoryEntry] {
         var entries: [DirectoryEntry] = []
-        var positions: [String: Int] = [:]
-        var hidden: Set<String> = []
+        var positions: [Name: Int] = [:]
+        var hidden: Set<Name> = []
         // Upper directories that a lower directory of the same name may still merge with: their inode number
         // is the lower one's (see `Resolution`), which readdir has to report just as stat does.
-        var awaitingOrigin: Set<String> = []
+        var awaitingOrigin: Set<Name> = []
 
         for (sourceIndex, source) in sources.enumerated() {
             let layer = layers[source.layer]
-            let path = source.path
-            var whitedOut: [String] = []
-            try forEachEntry(layer, path) { (name, info: EntryInfo) in
-                if let target = Whiteout.hiddenName(byMarker: name) {
-                    whitedOut.append(target)
+            var whitedOut: [Name] = []
+            try forEachEntry(layer, source.path) { (name, info: EntryInfo) throws(Errno) in
+                if let marker = Whiteout.marker(name) {
+                    if case let .hides(target) = marker { whitedOut.append(target) }
                     return
                 }
                 if info.type == UInt8(DT_CHR), let full = try? info.stat(), Whiteout.isDevice(full) {
@@ -45,9 +44,7 @@ extension LayerStack {
                 }
                 if let position = positions[name] {
                     guard awaitingOrigin.remove(name) != nil else { return }
-                    let upper = sources[0].child(name)
-                    if info.type == UInt8(DT_DIR), !OpaqueDirectory.isOpaque(self.layers[upper.layer], upper.path),
-                       Redirect.read(self.layers[upper.layer].absolute(upper.path)) == nil {
+                    if info.type == UInt8(DT_DIR), self.mergesInPlace(sources[0].child(name)) {
                         let upper = entries[position]
                         entries[position] = DirectoryEntry(name: name, inode: self.inodeNumbers.number(
                             backing: info.inode, device: layer.device), type: upper.type, source: upper.source)
@@ -58,7 +55,7 @@ extension LayerStack {
                 positions[name] = entries.count
                 var inode = inodeNumbers.number(backing: info.inode, device: layer.device)
                 if layer.isUpper, info.type != UInt8(DT_DIR),
-                   let origin = OriginInode.read(layer.absolute(RelativePath.child(path, name))) {
+                   let origin = OriginInode.read(info.spot, layer: layer, path: source.path.appending(name)) {
                     inode = origin
                 }
                 entries.append(DirectoryEntry(name: name, inode: inode, type: info.type, source: sourceIndex))
@@ -72,41 +69,64 @@ extension LayerStack {
         return entries
     }
 
+    /// Whether an upper directory merges with the lower one of the same name (so shows its number): not when
+    /// it is opaque or redirected, or carries a redirect that does not even parse.
+    private func mergesInPlace(_ upper: Source) -> Bool {
+        let layer = layers[upper.layer]
+        let merges = try? layer.inDirectory(upper.path) { fd throws(Errno) -> Bool in
+            if try OpaqueDirectory.isOpaque(fd) { return false }
+            return try Redirect.read(fd, layer: layer, path: upper.path) == nil
+        }
+        return merges ?? false
+    }
+
     struct EntryInfo {
         let inode: ino_t
         let type: UInt8
-        let stat: () throws(Errno) -> Glibc.stat
+        /// The entry itself, in the directory being read.
+        let spot: Spot
+
+        func stat() throws(Errno) -> Glibc.stat { try Sys.stat(spot) }
     }
 
     /// Calls `body` for every entry of one layer's directory except "." and "..", resolving `DT_UNKNOWN` types.
-    func forEachEntry(_ layer: Layer, _ path: String,
-                              _ body: (String, EntryInfo) throws(Errno) -> Void) throws(Errno) {
-        let fd = try Sys.open(layer.rootFD, layer.relative(path), O_RDONLY | CLinux_O_DIRECTORY)
+    /// A name no directory could hold (longer than NAME_MAX, from a filesystem that allows it) is skipped.
+    func forEachEntry(_ layer: Layer, _ path: LayerPath,
+                      _ body: (Name, EntryInfo) throws(Errno) -> Void) throws(Errno) {
+        try Sys.forEachEntry(try layer.openDirectory(path, forReading: true)) { name, directory, entry throws(Errno) in
+            var type = entry.d_type
+            let spot = Spot(directory, name)
+            if type == UInt8(DT_UNKNOWN) { type = Self.direntType(try Sys.stat(spot).st_mode) }
+            try body(name, EntryInfo(inode: entry.d_ino, type: type, spot: spot))
+        }
+    }
+
+    static func direntType(_ mode: mode_t) -> UInt8 {
+        UInt8(truncatingIfNeeded: (mode & S_IFMT) >> 12)
+    }
+}
+
+extension Sys {
+    /// Reads a directory opened for reading (and closes it): every entry but "." and "..", with its name as
+    /// bytes and the directory's descriptor for calls on the entry.
+    static func forEachEntry(_ fd: CInt, _ body: (Name, CInt, dirent) throws(Errno) -> Void) throws(Errno) {
         guard let stream = fdopendir(fd) else {
             let code = Errno(rawValue: errno)
-            Sys.close(fd)
+            close(fd)
             throw code
         }
         defer { closedir(stream) }
-        let dirFD = dirfd(stream)
+        let directory = dirfd(stream)
         while true {
             errno = 0
             guard let entry = readdir(stream) else {
                 if errno != 0 { throw Errno(rawValue: errno) }
                 return
             }
-            let name = String(cString: CLinux_dirent_name(entry))
-            if name == "." || name == ".." { continue }
-            let statEntry: () throws(Errno) -> Glibc.stat = { () throws(Errno) in try Sys.stat(dirFD, name) }
-            var type = entry.pointee.d_type
-            if type == UInt8(DT_UNKNOWN) {
-                type = Self.direntType(try statEntry().st_mode)
-            }
-            try body(name, EntryInfo(inode: entry.pointee.d_ino, type: type, stat: statEntry))
+            guard let raw = CLinux_dirent_name(entry) else { continue }
+            let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(raw), count: strlen(raw)))
+            guard let name = try? Name(bytes) else { continue }
+            try body(name, directory, entry.pointee)
         }
-    }
-
-    static func direntType(_ mode: mode_t) -> UInt8 {
-        UInt8((mode & S_IFMT) >> 12)
     }
 }

@@ -7,30 +7,30 @@ import SystemPackage
 /// one of its hard links is copied up. Copy-up then links every name to the one upper copy, so hard links
 /// survive copy-up on disk (where the kernel and fuse-overlayfs also see them).
 final class HardLinkIndex: Sendable {
-    private let maps = Mutex<[Int: [ino_t: [String]]]>([:])
+    private let maps = Mutex<[Int: [ino_t: [LayerPath]]]>([:])
 
-    func names(of inode: ino_t, in layer: Layer) -> [String] {
+    func names(of inode: ino_t, in layer: Layer) -> [LayerPath] {
         if let map = maps.withLock({ $0[layer.index] }) { return map[inode] ?? [] }
-        var map: [ino_t: [String]] = [:]
-        Self.walk(layer.rootFD, ".", prefix: "") { path, info in
+        var map: [ino_t: [LayerPath]] = [:]
+        Self.walk(layer) { path, info in
             if info.fileType != S_IFDIR, info.st_nlink > 1 { map[info.st_ino, default: []].append(path) }
         }
         maps.withLock { $0[layer.index] = map }
         return map[inode] ?? []
     }
 
-    private static func walk(_ dirFD: CInt, _ name: String, prefix: String, _ visit: (String, stat) -> Void) {
-        guard let fd = try? Sys.open(dirFD, name, O_RDONLY | CLinux_O_DIRECTORY | CLinux_O_NOFOLLOW),
-              let stream = fdopendir(fd) else { return }
-        defer { closedir(stream) }
-        let inner = dirfd(stream)
-        while let entry = readdir(stream) {
-            let child = String(cString: CLinux_dirent_name(entry))
-            if child == "." || child == ".." { continue }
-            guard let info = try? Sys.stat(inner, child) else { continue }
-            let path = RelativePath.child(prefix, child)
-            visit(path, info)
-            if info.isDirectory { walk(inner, child, prefix: path, visit) }
+    /// Visits every object below the layer root, without following symbolic links; iterative, as a layer may
+    /// be deeper than any stack, and holding one descriptor at a time. Directories that cannot be read are skipped.
+    private static func walk(_ layer: Layer, _ visit: (LayerPath, stat) -> Void) {
+        var pending: [LayerPath] = [.root]
+        while let path = pending.popLast() {
+            guard let fd = try? layer.openDirectory(path, forReading: true) else { continue }
+            try? Sys.forEachEntry(fd) { name, directory, _ in
+                guard let info = try? Sys.stat(Spot(directory, name)) else { return }
+                let child = path.appending(name)
+                visit(child, info)
+                if info.isDirectory { pending.append(child) }
+            }
         }
     }
 }

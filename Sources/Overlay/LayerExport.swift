@@ -14,14 +14,16 @@ public struct ExportedEntry: Sendable {
     }
 
     public var kind: Kind
-    /// Relative, without a leading slash.
-    public var path: String
+    /// In the layer (and the merged view).
+    public var path: LayerPath
     /// The object's attributes (for markers, the whiteout's or directory's own times and owner).
     public var info: stat
-    /// Where to read an object's content, link target and extended attributes.
-    public var backing: String
+    /// Where the object's content is: a layer and the path there.
+    let source: Source
+    /// A symbolic link's target, as bytes.
+    public var linkTarget: [UInt8]?
     /// Extended attributes an image carries: user and security ones, never the overlay's own.
-    public var xattrs: [(name: String, value: [UInt8])]
+    public var xattrs: [(name: [UInt8], value: [UInt8])]
 }
 
 extension LayerStack {
@@ -29,72 +31,103 @@ extension LayerStack {
     public func exportTopLayer() throws(Errno) -> [ExportedEntry] {
         var entries: [ExportedEntry] = []
         let root = try resolveRoot()
-        try exportDirectory("", layer: layers[0], merged: root.sources, root: root.sources, into: &entries)
-        return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        try exportDirectory(.root, layer: layers[0], merged: root.sources, root: root.sources, into: &entries)
+        return entries.sorted { $0.path.bytes.lexicographicallyPrecedes($1.path.bytes) }
     }
 
-    private func exportDirectory(_ path: String, layer: Layer, merged: [Source]?, root: [Source],
+    /// Opens an exported object's content for reading; the caller closes it.
+    public func openContent(_ entry: ExportedEntry) throws(Errno) -> CInt {
+        try layers[entry.source.layer].at(entry.source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
+    }
+
+    private func exportDirectory(_ path: LayerPath, layer: Layer, merged: [Source]?, root: [Source],
                                  into entries: inout [ExportedEntry]) throws(Errno) {
-        var directories: [String] = []
-        try forEachEntry(layer, path) { (name: String, info: EntryInfo) throws(Errno) in
-            let child = RelativePath.child(path, name)
-            if let hidden = Whiteout.hiddenName(byMarker: name) {
-                if hidden.isEmpty { return }  // the opaque marker: emitted with its directory
-                entries.append(try self.marker(.whiteout, child, backing: layer.absolute(child)))
+        var directories: [Name] = []
+        try forEachEntry(layer, path) { (name: Name, info: EntryInfo) throws(Errno) in
+            let child = path.appending(name)
+            if let marker = Whiteout.marker(name) {
+                // The opaque marker is emitted with its directory; an inert `.wh.` name hides nothing.
+                if case .hides = marker { entries.append(try self.marker(.whiteout, child, of: Source(layer: layer.index, path: child))) }
                 return
             }
             let full = try info.stat()
             if Whiteout.isDevice(full) {
-                entries.append(try self.marker(.whiteout, Whiteout.markerPath(for: child), backing: layer.absolute(child)))
+                guard let markerName = Whiteout.markerName(for: name) else { throw .fileNameTooLong }
+                entries.append(try self.marker(.whiteout, path.appending(markerName), of: Source(layer: layer.index, path: child)))
                 return
             }
-            entries.append(ExportedEntry(kind: .object, path: child, info: full, backing: layer.absolute(child),
-                                         xattrs: try Self.imageXattrs(layer.absolute(child))))
+            entries.append(try self.object(child, info: full, at: info.spot, source: Source(layer: layer.index, path: child)))
             if full.isDirectory { directories.append(name) }
         }
         for name in directories {
-            let child = RelativePath.child(path, name)
-            let absolute = layer.absolute(child)
+            let child = path.appending(name)
             let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
-            if let sources, Redirect.read(absolute) != nil {
+            let here = Source(layer: layer.index, path: child)
+            if let sources, carriesRedirect(layer, child) {
                 // Renamed: opaque at its new path, with everything the merged view shows below it.
-                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute))
+                entries.append(try marker(.opaqueMarker, child.appending(Whiteout.opaqueMarker), of: here))
                 try exportMerged(child, sources, root: root, into: &entries)
                 continue
             }
-            if OpaqueDirectory.isOpaque(layer, child) {
-                entries.append(try marker(.opaqueMarker, child + "/" + Whiteout.opaqueMarker, backing: absolute))
+            if try OpaqueDirectory.isOpaque(layer, child) {
+                entries.append(try marker(.opaqueMarker, child.appending(Whiteout.opaqueMarker), of: here))
             }
             try exportDirectory(child, layer: layer, merged: sources, root: root, into: &entries)
         }
     }
 
     /// Everything the merged view shows below `path`, each object from the layer that serves it.
-    private func exportMerged(_ path: String, _ sources: [Source], root: [Source],
+    private func exportMerged(_ path: LayerPath, _ sources: [Source], root: [Source],
                               into entries: inout [ExportedEntry]) throws(Errno) {
         for entry in try mergedEntries(sources) {
             let resolution = try resolve(entry.name, in: sources, root: root)
-            let backing = absolute(resolution.sources[0])
-            let child = path + "/" + entry.name
-            entries.append(ExportedEntry(kind: .object, path: child, info: resolution.top, backing: backing,
-                                         xattrs: try Self.imageXattrs(backing)))
+            let top = resolution.sources[0]
+            let child = path.appending(entry.name)
+            try layers[top.layer].at(top.path) { spot throws(Errno) in
+                entries.append(try object(child, info: resolution.top, at: spot, source: top))
+            }
             if resolution.top.isDirectory { try exportMerged(child, resolution.sources, root: root, into: &entries) }
         }
     }
 
-    private func marker(_ kind: ExportedEntry.Kind, _ path: String, backing: String) throws(Errno) -> ExportedEntry {
-        var info = try Sys.stat(AT_FDCWD, backing)
-        info.st_mode = S_IFREG
-        info.st_size = 0
-        return ExportedEntry(kind: kind, path: path, info: info, backing: backing, xattrs: [])
+    private func object(_ path: LayerPath, info: stat, at spot: Spot, source: Source) throws(Errno) -> ExportedEntry {
+        ExportedEntry(kind: .object, path: path, info: info, source: source,
+                      linkTarget: info.fileType == S_IFLNK ? try Sys.readlink(spot) : nil,
+                      xattrs: try Self.imageXattrs(spot))
     }
 
-    static func imageXattrs(_ path: String) throws(Errno) -> [(name: String, value: [UInt8])] {
-        var kept: [(name: String, value: [UInt8])] = []
-        for name in try Sys.xattrNames(path).sorted()
-        where (name.hasPrefix("user.") || name.hasPrefix("security.")) && !PrivateXattr.isPrivate(name) {
-            if let value = try Sys.xattr(path, name) { kept.append((name, value)) }
+    private func marker(_ kind: ExportedEntry.Kind, _ path: LayerPath, of source: Source) throws(Errno) -> ExportedEntry {
+        var info = try layers[source.layer].stat(source.path)
+        info.st_mode = S_IFREG
+        info.st_size = 0
+        return ExportedEntry(kind: kind, path: path, info: info, source: source, linkTarget: nil, xattrs: [])
+    }
+
+    static func imageXattrs(_ spot: Spot) throws(Errno) -> [(name: [UInt8], value: [UInt8])] {
+        var kept: [(name: [UInt8], value: [UInt8])] = []
+        let user = Array("user.".utf8), security = Array("security.".utf8)
+        for name in try Sys.xattrNames(spot).sorted(by: { $0.lexicographicallyPrecedes($1) })
+        where (name.starts(with: user) || name.starts(with: security)) && !Xattr.isPrivate(name)
+            && !ProvenanceXattr.isProvenance(name) {
+            if let value = try Sys.xattr(spot, name) { kept.append((name, value)) }
         }
         return kept
+    }
+}
+
+extension LayerStack {
+    /// How many overlay-private or Strata attributes the top layer's objects carry (which an export leaves out).
+    public func reservedXattrCount() throws(Errno) -> Int {
+        var count = 0
+        var pending: [LayerPath] = [.root]
+        let layer = layers[0]
+        count += try Sys.xattrNames(Spot(layer.rootFD, nil)).filter(ReservedXattr.isReserved).count
+        while let path = pending.popLast() {
+            try forEachEntry(layer, path) { (name, info: EntryInfo) throws(Errno) in
+                count += (try? Sys.xattrNames(info.spot))?.filter(ReservedXattr.isReserved).count ?? 0
+                if info.type == UInt8(DT_DIR) { pending.append(path.appending(name)) }
+            }
+        }
+        return count
     }
 }

@@ -17,10 +17,9 @@ public struct LayerSummary: Sendable, Codable, Equatable {
 }
 
 /// One change the upper layer makes, as `podman diff` prints it: A(dded), C(hanged) or D(eleted).
-public struct Change: Sendable, Codable, Equatable {
+public struct Change: Sendable, Equatable {
     public var kind: String
-    /// Absolute within the merged view ("/etc/passwd").
-    public var path: String
+    public var path: LayerPath
 }
 
 extension LayerStack {
@@ -29,44 +28,52 @@ extension LayerStack {
         var summaries: [LayerSummary] = []
         for layer in layers {
             var summary = LayerSummary(index: layer.index, directory: layer.path, isUpper: layer.isUpper)
-            try tally(layer, "", merged: root.sources, root: root.sources, into: &summary)
+            try tally(layer, .root, merged: root.sources, root: root.sources, into: &summary)
             summaries.append(summary)
         }
         return summaries
     }
 
     /// Walks one layer's directory; `merged` is the merged directory's sources at the same path when this
-    /// layer's directory is one of them (its files may show), nil when nothing of it shows.
-    private func tally(_ layer: Layer, _ path: String, merged: [Source]?, root: [Source],
+    /// layer's directory is one of them (its files may show), nil when nothing of it shows. Iterative: a
+    /// layer may be deeper than any stack.
+    private func tally(_ layer: Layer, _ start: LayerPath, merged: [Source]?, root: [Source],
                        into summary: inout LayerSummary) throws(Errno) {
-        if OpaqueDirectory.isOpaque(layer, path), !path.isEmpty { summary.opaqueDirectories += 1 }
-        if !path.isEmpty, Redirect.read(layer.absolute(path)) != nil { summary.redirectedDirectories += 1 }
-        var children: [(String, Bool)] = []
-        try forEachEntry(layer, path) { (name: String, info: EntryInfo) throws(Errno) in
-            if let hidden = Whiteout.hiddenName(byMarker: name) {
-                if !hidden.isEmpty { summary.whiteouts += 1 }
-                return
+        var pending: [(LayerPath, [Source]?)] = [(start, merged)]
+        while let (path, merged) = pending.popLast() {
+            if !path.isRoot {
+                try layer.inDirectory(path) { fd throws(Errno) in
+                    if try OpaqueDirectory.isOpaque(fd) { summary.opaqueDirectories += 1 }
+                    if (try? Redirect.read(fd, layer: layer, path: path)) != nil { summary.redirectedDirectories += 1 }
+                }
             }
-            let full = try info.stat()
-            if Whiteout.isDevice(full) {
-                summary.whiteouts += 1
-                return
+            var children: [Name] = []
+            try forEachEntry(layer, path) { (name: Name, info: EntryInfo) throws(Errno) in
+                if let marker = Whiteout.marker(name) {
+                    if case .hides = marker { summary.whiteouts += 1 }
+                    return
+                }
+                let full = try info.stat()
+                if Whiteout.isDevice(full) {
+                    summary.whiteouts += 1
+                    return
+                }
+                summary.entries += 1
+                if full.fileType == S_IFREG {
+                    summary.bytes += Int64(full.st_size)
+                    let shows = merged.map { sources in
+                        (try? self.resolve(name, in: sources, root: root))?.sources.first?.layer == layer.index
+                    } ?? false
+                    if !shows { summary.shadowedBytes += Int64(full.st_size) }
+                }
+                if full.isDirectory { children.append(name) }
             }
-            summary.entries += 1
-            if full.fileType == S_IFREG {
-                summary.bytes += Int64(full.st_size)
-                let shows = merged.map { sources in
-                    (try? self.resolve(name, in: sources, root: root))?.sources.first?.layer == layer.index
-                } ?? false
-                if !shows { summary.shadowedBytes += Int64(full.st_size) }
+            for name in children.reversed() {
+                let child = path.appending(name)
+                let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
+                let stillMerged = sources.flatMap { $0.contains { $0.layer == layer.index && $0.path == child } ? $0 : nil }
+                pending.append((child, stillMerged))
             }
-            children.append((name, full.isDirectory))
-        }
-        for (name, isDirectory) in children where isDirectory {
-            let child = RelativePath.child(path, name)
-            let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
-            let stillMerged = sources.flatMap { $0.contains { $0.layer == layer.index && $0.path == child } ? $0 : nil }
-            try tally(layer, child, merged: stillMerged, root: root, into: &summary)
         }
     }
 
@@ -75,33 +82,31 @@ extension LayerStack {
         guard let upper else { return [] }
         let root = try resolveRoot()
         var found: [Change] = []
-        try collectChanges("", lowers: Array(root.sources.dropFirst()), root: root.sources, upper: upper, into: &found)
-        return found.sorted { $0.path < $1.path }
+        try collectChanges(.root, lowers: Array(root.sources.dropFirst()), root: root.sources, upper: upper, into: &found)
+        return found.sorted { $0.path.bytes.lexicographicallyPrecedes($1.path.bytes) }
     }
 
-    private func collectChanges(_ path: String, lowers: [Source], root: [Source], upper: Layer,
+    private func collectChanges(_ path: LayerPath, lowers: [Source], root: [Source], upper: Layer,
                                 into changes: inout [Change]) throws(Errno) {
-        var directories: [(name: String, renamed: Bool)] = []
-        try forEachEntry(upper, path) { (name: String, info: EntryInfo) throws(Errno) in
-            let child = RelativePath.child(path, name)
-            if let hidden = Whiteout.hiddenName(byMarker: name) {
-                if !hidden.isEmpty {
-                    changes.append(Change(kind: "D", path: "/" + RelativePath.child(path, hidden)))
-                }
+        var directories: [(name: Name, renamed: Bool)] = []
+        try forEachEntry(upper, path) { (name: Name, info: EntryInfo) throws(Errno) in
+            let child = path.appending(name)
+            if let marker = Whiteout.marker(name) {
+                if case let .hides(hidden) = marker { changes.append(Change(kind: "D", path: path.appending(hidden))) }
                 return
             }
             let full = try info.stat()
             if Whiteout.isDevice(full) {
-                changes.append(Change(kind: "D", path: "/" + child))
+                changes.append(Change(kind: "D", path: child))
                 return
             }
             let inLower = !lowers.isEmpty && (try? self.resolve(name, in: lowers, root: root)) != nil
-            let renamed = full.isDirectory && Redirect.read(upper.absolute(child)) != nil
-            changes.append(Change(kind: inLower && !renamed ? "C" : "A", path: "/" + child))
+            let renamed = full.isDirectory && self.carriesRedirect(upper, child)
+            changes.append(Change(kind: inLower && !renamed ? "C" : "A", path: child))
             if full.isDirectory { directories.append((name, renamed)) }
         }
         for (name, renamed) in directories {
-            let child = RelativePath.child(path, name)
+            let child = path.appending(name)
             let merged = try resolve(name, in: [Source(layer: upper.index, path: path)] + lowers, root: root)
             if renamed {
                 // A renamed directory is new at its new path, with everything in it.
@@ -112,11 +117,23 @@ extension LayerStack {
         }
     }
 
-    private func addEverything(below path: String, _ sources: [Source], root: [Source],
+    /// Whether a directory carries a redirect (a valid one, or one that fails to parse).
+    func carriesRedirect(_ layer: Layer, _ path: LayerPath) -> Bool {
+        let found = try? layer.inDirectory(path) { fd throws(Errno) -> Bool in
+            do throws(Errno) {
+                return try Redirect.read(fd, layer: layer, path: path) != nil
+            } catch .invalidArgument, .permissionDenied {
+                return true
+            }
+        }
+        return found ?? false
+    }
+
+    private func addEverything(below path: LayerPath, _ sources: [Source], root: [Source],
                                into changes: inout [Change]) throws(Errno) {
         for entry in try mergedEntries(sources) {
-            let child = path + "/" + entry.name
-            changes.append(Change(kind: "A", path: "/" + child))
+            let child = path.appending(entry.name)
+            changes.append(Change(kind: "A", path: child))
             if entry.type == UInt8(DT_DIR) {
                 try addEverything(below: child, try resolve(entry.name, in: sources, root: root).sources, root: root, into: &changes)
             }

@@ -12,77 +12,76 @@ public enum NewObject: Sendable {
 }
 
 /// Every change goes to the upper layer: lower objects are copied up first, lower names are hidden by
-/// whiteouts, and the node table follows each name that moves or disappears.
+/// whiteouts, and the node tree follows each name that moves or disappears.
 extension OverlayTree {
-    /// Makes sure the object behind `id` lives in the upper layer, copying it and its parents up first.
-    @discardableResult
-    func copyUp(_ id: NodeID, data: Bool = true) throws(Errno) -> Node {
-        try copyUp(path: inodes.node(id).path, data: data)
+    var upper: Layer {
+        get throws(Errno) { try stack.writable().0 }
     }
 
-    private func copyUp(path: String, data: Bool) throws(Errno) -> Node {
-        // A hard-linked file's one node may be bound under another of its names: this name's own sources count.
-        let node: Node
-        if let id = inodes.id(ofPath: path), case let known = try inodes.node(id), known.path == path {
-            node = known
+    /// Makes sure the object behind `id` lives in the upper layer, copying it and its parents up first.
+    @discardableResult
+    func copyUp(_ id: NodeID, data: Bool = true) throws(Errno) -> NodeView {
+        let view = try nodes.view(id)
+        guard let path = view.path else { throw .noSuchFileOrDirectory }
+        if stack.layers[view.sources[0].layer].isUpper { return view }
+        try copyUp(path: path, data: data, known: view)
+        return try nodes.view(id)
+    }
+
+    /// Copies the object at a merged path up (its parents first). `known` is its node when the caller has it;
+    /// otherwise the node the kernel holds there is used, or the path is resolved from the root.
+    private func copyUp(path: LayerPath, data: Bool, known: NodeView? = nil) throws(Errno) {
+        let id = known?.id ?? nodes.find(path).flatMap { nodes.isBound($0, at: path) ? $0 : nil }
+        let sources: [Source]
+        let inode: UInt64
+        if let known {
+            (sources, inode) = (known.sources, known.inode)
+        } else if let id, case let view = try nodes.view(id) {
+            (sources, inode) = (view.sources, view.inode)
+        } else if let resolution = try stack.resolve(path: path, rootSources: rootSources) {
+            (sources, inode) = (resolution.sources, resolution.inode)
         } else {
-            node = try unboundNode(path)
+            (sources, inode) = (rootSources, 0)
         }
-        if stack.layers[node.sources[0].layer].isUpper { return node }
-        if !path.isEmpty {
-            try copyUp(path: RelativePath.parent(of: path), data: true)
-        }
-        let source = node.sources[0]
-        let lowerInfo = try Sys.stat(stack.layers[source.layer].rootFD, source.path)
-        try stack.copyUp(path, from: source, info: lowerInfo, inode: node.inode, data: data)
-        let upper = Source(layer: 0, path: path)
-        let sources = lowerInfo.isDirectory ? [upper] + node.sources : [upper]
-        inodes.update(path, sources: sources)
+        if stack.layers[sources[0].layer].isUpper { return }
+        if let parent = path.parent { try copyUp(path: parent, data: true) }
+        let source = sources[0]
+        let lowerInfo = try stack.layers[source.layer].stat(source.path)
+        try stack.copyUp(path, from: source, info: lowerInfo, inode: inode, data: data)
+        if let id { nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory) }
         if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
-            try linkUp(otherNamesOf: node.sources[0], copiedTo: path)
+            try linkUp(otherNamesOf: source, copiedTo: path, node: id)
         }
-        var copied = node
-        copied.sources = sources
-        copied.isMerged = sources.count > 1
-        return copied
     }
 
     /// Gives every other name of a copied-up hard-linked file the upper copy too, so that all names keep showing
     /// one file (the kernel breaks them apart unless it runs with index=on).
-    private func linkUp(otherNamesOf source: Source, copiedTo path: String) throws(Errno) {
-        let (upper, _) = try stack.writable()
-        let lowerInode = try Sys.stat(stack.layers[source.layer].rootFD, source.path).st_ino
-        for name in stack.hardLinks.names(of: lowerInode, in: stack.layers[source.layer]) where name != source.path {
+    private func linkUp(otherNamesOf source: Source, copiedTo path: LayerPath, node: NodeID?) throws(Errno) {
+        let upper = try upper
+        let lower = stack.layers[source.layer]
+        let lowerInode = try lower.stat(source.path).st_ino
+        for name in stack.hardLinks.names(of: lowerInode, in: lower) where name != source.path {
             // Only names the merged view still serves from this very file (not whited out, not overridden).
-            guard let other = try? unboundNode(name), other.sources[0] == Source(layer: source.layer, path: name) else {
-                continue
-            }
-            let parent = RelativePath.parent(of: name)
+            guard let other = try? stack.resolve(path: name, rootSources: rootSources),
+                  other.sources[0] == Source(layer: source.layer, path: name),
+                  let parent = name.parent, let last = name.name else { continue }
             try copyUp(path: parent, data: true)
             // Like the copy-up itself, linking the other names is no change to their directories.
-            let parentInfo = try Sys.stat(upper.rootFD, upper.relative(parent))
-            try Sys.link(upper.rootFD, path, upper.rootFD, name)
-            try Sys.setTimes(upper.rootFD, upper.relative(parent), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
-            inodes.update(name, sources: [Source(layer: 0, path: name)])
+            try upper.at(path) { copy throws(Errno) in
+                try upper.inDirectory(parent) { directory throws(Errno) in
+                    let parentInfo = try Sys.stat(Spot(directory, nil))
+                    try Sys.link(copy, Spot(directory, last))
+                    try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+                }
+            }
+            if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
         }
-        inodes.alias(path, FileKey(layer: 0, inode: try Sys.stat(upper.rootFD, path).st_ino))
+        if let node { nodes.alias(node, FileKey(layer: upper.index, inode: try upper.stat(path).st_ino)) }
     }
 
-    /// A path's node when the kernel holds none for it (a parent it already forgot): resolved from the root.
-    private func unboundNode(_ path: String) throws(Errno) -> Node {
-        guard let resolution = try stack.resolve(path: path, rootSources: inodes.rootSources) else {
-            return try inodes.node(.root)
-        }
-        return Node(path: path, sources: resolution.sources, inode: resolution.inode, isMerged: resolution.isMerged, lookups: 0)
-    }
-
-    private func child(_ parent: Node, _ name: String) -> String {
-        RelativePath.child(parent.path, name)
-    }
-
-    private func existing(_ parent: Node, _ name: String) throws(Errno) -> Resolution? {
+    private func existing(_ name: Name, in parent: NodeView) throws(Errno) -> Resolution? {
         do {
-            return try stack.resolve(name, in: parent.sources, root: inodes.rootSources)
+            return try stack.resolve(name, in: parent.sources, root: rootSources)
         } catch .noSuchFileOrDirectory {
             return nil
         }
@@ -90,69 +89,78 @@ extension OverlayTree {
 
     /// Creates `name` in `parent`, owned by `owner`, or by whoever the backing filesystem makes its owner when
     /// nil; for a file also opens it (with `flags`).
-    public func create(parent: NodeID, name: String, _ object: NewObject,
+    public func create(parent: NodeID, name: Name, _ object: NewObject,
                        owner: (uid: uid_t, gid: gid_t)?) throws(Errno) -> (Entry, FileDescriptor?) {
         if Whiteout.isReserved(name) { throw .invalidArgument }
-        let parentNode = try copyUp(parent)
-        guard case let .absent(whiteout) = try stack.lookup(name, in: parentNode.sources, root: inodes.rootSources) else {
+        let directory = try copyUp(parent)
+        guard let parentPath = directory.path else { throw .noSuchFileOrDirectory }
+        guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, root: rootSources) else {
             throw .fileExists
         }
         let (upper, work) = try stack.writable()
-        let path = child(parentNode, name)
-        var linkSource: String?
+        var linkSource: LayerPath?
         if case let .hardLink(target) = object {
             linkSource = try copyUp(target).path
         }
-        // Over a device whiteout the object is built aside and swapped in; elsewhere it is made in place.
-        let staged = whiteout == .device ? work.temporaryName() : nil
-        let (dirFD, target) = staged.map { (work.fd, $0) } ?? (upper.rootFD, path)
-        var descriptor: FileDescriptor?
-        var made = false
-        do {
-            switch object {
-            case let .file(mode, flags):
-                let access = flags & O_ACCMODE == O_RDONLY ? O_RDWR : flags & O_ACCMODE
-                let fd = try Sys.open(dirFD, target, access | (flags & O_APPEND) | O_CREAT | O_EXCL, mode & 0o7777)
-                descriptor = FileDescriptor(rawValue: fd)
-            case let .directory(mode):
-                try Sys.mkdir(dirFD, target, mode & 0o7777)
-                // A directory made where a lower one was deleted must not show the deleted contents.
-                if whiteout != nil {
-                    try stack.markOpaque(staged.map { work.path + "/" + $0 } ?? upper.absolute(path))
-                }
-            case let .special(mode, device):
-                try Sys.mknod(dirFD, target, mode, device)
-            case let .symlink(destination):
-                try Sys.symlink(destination, dirFD, target)
-            case .hardLink:
-                try Sys.link(upper.rootFD, linkSource!, dirFD, target)
-            }
-            made = true
-            if let owner, linkSource == nil {
-                let made: BackingObject = descriptor.map { .descriptor($0.rawValue) }
-                    ?? .path(dirFD, target, staged.map { work.path + "/" + $0 } ?? upper.absolute(path))
-                try give(made, to: owner, mode: object.permissions)
-            }
-            if let staged { try stack.replace(path, try Sys.stat(upper.rootFD, path), with: staged, upper, work) }
-            if whiteout == .file { try stack.removeWhiteoutMarker(path) }
-        } catch {
-            if let descriptor { try? descriptor.close() }
-            if let staged {
-                work.discard(staged)
-            } else if made {
-                try? Sys.unlink(upper.rootFD, path, directory: object.isDirectory)
-            }
-            throw error
+        let path = parentPath.appending(name)
+        let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
+            try make(object, name: name, in: directory, over: whiteout, linking: linkSource, owner: owner, upper, work)
         }
         // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
         var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
         if case let .hardLink(target) = object {
             // A new name of an existing file: it shows the number that file shows.
-            resolution.inode = try inodes.node(target).inode
-            inodes.link(target, as: path, file: FileKey(layer: resolution.sources[0].layer, inode: resolution.top.st_ino))
-            return (Entry(node: target, attributes: stack.shown(resolution)), nil)
+            resolution.inode = try nodes.view(target).inode
+            nodes.link(target, as: name, in: parent, file: FileKey(layer: upper.index, inode: resolution.top.st_ino))
+            return (Entry(node: target, attributes: try stack.shown(resolution)), nil)
         }
-        return (remember(path, resolution), descriptor)
+        return (try remember(parent, name, resolution), descriptor)
+    }
+
+    /// Makes the object in the upper directory `directory`. Over a device whiteout it is built aside and
+    /// swapped in; elsewhere it is made in place.
+    private func make(_ object: NewObject, name: Name, in directory: CInt, over whiteout: Whiteout.Format?,
+                      linking linkSource: LayerPath?, owner: (uid: uid_t, gid: gid_t)?,
+                      _ upper: Layer, _ work: WorkDirectory) throws(Errno) -> FileDescriptor? {
+        let staged = whiteout == .device ? work.temporaryName() : nil
+        let target = staged.map { Spot(work.fd, $0) } ?? Spot(directory, name)
+        var descriptor: FileDescriptor?
+        var made = false
+        do throws(Errno) {
+            switch object {
+            case let .file(mode, flags):
+                let access = flags & O_ACCMODE == O_RDONLY ? O_RDWR : flags & O_ACCMODE
+                let fd = try Sys.open(target, access | (flags & O_APPEND) | O_CREAT | O_EXCL, mode & 0o7777)
+                descriptor = FileDescriptor(rawValue: fd)
+            case let .directory(mode):
+                try Sys.mkdir(target, mode & 0o7777)
+                // A directory made where a lower one was deleted must not show the deleted contents.
+                if whiteout != nil { try stack.markOpaque(target) }
+            case let .special(mode, device):
+                try Sys.mknod(target, mode, device)
+            case let .symlink(destination):
+                try Sys.symlink(destination, target)
+            case .hardLink:
+                guard let linkSource else { throw .invalidArgument }
+                try upper.at(linkSource) { source throws(Errno) in try Sys.link(source, target) }
+            }
+            made = true
+            if let owner, linkSource == nil {
+                let made: BackingObject = descriptor.map { .descriptor($0.rawValue) } ?? .spot(target)
+                try give(made, to: owner, mode: object.permissions)
+            }
+            if let staged { try stack.replace(Spot(directory, name), try Sys.stat(Spot(directory, name)), with: staged, work) }
+            if whiteout == .file { try stack.removeWhiteoutMarker(Spot(directory, name)) }
+        } catch {
+            if let descriptor { try? descriptor.close() }
+            if let staged {
+                work.discard(staged)
+            } else if made {
+                try? Sys.unlink(target, directory: object.isDirectory)
+            }
+            throw error
+        }
+        return descriptor
     }
 
     /// Gives a new object its creator, as the layers store ids: in the permissions attribute where one stands in
@@ -167,45 +175,56 @@ extension OverlayTree {
     }
 
     /// unlink and rmdir: the name disappears from the merged view, by a whiteout where a lower layer holds it.
-    public func remove(parent: NodeID, name: String, directory: Bool) throws(Errno) {
-        let parentNode = try inodes.node(parent)
-        let path = child(parentNode, name)
-        guard let resolution = try existing(parentNode, name) else { throw .noSuchFileOrDirectory }
+    public func remove(parent: NodeID, name: Name, directory: Bool) throws(Errno) {
+        let parentView = try nodes.view(parent)
+        guard let parentPath = parentView.path else { throw .noSuchFileOrDirectory }
+        guard let resolution = try existing(name, in: parentView) else { throw .noSuchFileOrDirectory }
         if directory != resolution.top.isDirectory { throw directory ? .notDirectory : .isDirectory }
         if directory, try !stack.mergedEntries(resolution.sources).isEmpty { throw .directoryNotEmpty }
         try copyUp(parent)
+        let path = parentPath.appending(name)
         // Removing one name of a lower hard-linked file leaves the others with one link fewer, as the kernel
         // shows with index=on: the file moves up (all its names linked to the copy), then this name goes.
         if !directory, resolution.top.st_nlink > 1, !stack.layers[resolution.sources[0].layer].isUpper {
             try copyUp(path: path, data: true)
         }
         // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
-        if stack.lowerHolds(name, in: parentNode.sources, root: inodes.rootSources) {
-            try stack.placeWhiteout(path)
-        } else {
-            try stack.removeUpperEntry(path, resolution.top)
+        let uncovers = stack.lowerHolds(name, in: parentView.sources, root: rootSources)
+        try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
+            if uncovers {
+                try stack.placeWhiteout(name, in: upperDirectory)
+            } else {
+                try stack.removeUpperEntry(Spot(upperDirectory, name), resolution.top)
+            }
         }
-        inodes.detach(path)
+        nodes.detach(parent, name)
     }
 
     /// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE.
-    public func rename(parent: NodeID, name: String, newParent: NodeID, newName: String, flags: UInt32) throws(Errno) {
+    public func rename(parent: NodeID, name: Name, newParent: NodeID, newName: Name, flags: UInt32) throws(Errno) {
         if Whiteout.isReserved(newName) { throw .invalidArgument }
-        let sourceParent = try inodes.node(parent), targetParent = try inodes.node(newParent)
-        let from = child(sourceParent, name), to = child(targetParent, newName)
-        guard let source = try existing(sourceParent, name) else { throw .noSuchFileOrDirectory }
-        let target = try existing(targetParent, newName)
+        let sourceParent = try nodes.view(parent), targetParent = try nodes.view(newParent)
+        guard let sourcePath = sourceParent.path, let targetPath = targetParent.path else { throw .noSuchFileOrDirectory }
+        let from = sourcePath.appending(name), to = targetPath.appending(newName)
+        guard let source = try existing(name, in: sourceParent) else { throw .noSuchFileOrDirectory }
+        let target = try existing(newName, in: targetParent)
         if from == to { return }
         if flags & CLinux_RENAME_NOREPLACE != 0, target != nil { throw .fileExists }
+        let fromBinding = Binding(parent: parent.rawValue, name: name)
+        let toBinding = Binding(parent: newParent.rawValue, name: newName)
+        let upper = try upper
         if flags & CLinux_RENAME_EXCHANGE != 0 {
             guard let target else { throw .noSuchFileOrDirectory }
             try copyUp(path: from, data: true)
             try copyUp(path: to, data: true)
             try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
             try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
-            let (upper, _) = try stack.writable()
-            try Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_EXCHANGE)
-            inodes.exchange(from, to, upperLayer: 0)
+            try upper.inDirectory(sourcePath) { old throws(Errno) in
+                try upper.inDirectory(targetPath) { new throws(Errno) in
+                    try Sys.rename(Spot(old, name), Spot(new, newName), CLinux_RENAME_EXCHANGE)
+                }
+            }
+            nodes.exchange(fromBinding, toBinding)
             return
         }
         if let target {
@@ -222,39 +241,44 @@ extension OverlayTree {
            !stack.layers[target.sources[0].layer].isUpper {
             try copyUp(path: to, data: true)
         }
-        let (upper, _) = try stack.writable()
-        let root = inodes.rootSources
         try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
-        if source.top.isDirectory {
-            // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
-            if let upperTarget = try Sys.statIfPresent(upper.rootFD, to) { try stack.removeUpperEntry(to, upperTarget) }
+        let uncovers = stack.lowerHolds(name, in: sourceParent.sources, root: rootSources)
+        try upper.inDirectory(sourcePath) { old throws(Errno) in
+            try upper.inDirectory(targetPath) { new throws(Errno) in
+                let oldSpot = Spot(old, name), newSpot = Spot(new, newName)
+                // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
+                if source.top.isDirectory, let upperTarget = try Sys.statIfPresent(newSpot) {
+                    try stack.removeUpperEntry(newSpot, upperTarget)
+                }
+                let targetMarker = try stack.upperWhiteout(newSpot) == .file
+                if uncovers, stack.settings.whiteout != .file,
+                   (try? Sys.rename(oldSpot, newSpot, CLinux_RENAME_WHITEOUT)) != nil {
+                    // The kernel left a device whiteout at the old name in the same step.
+                } else {
+                    try Sys.rename(oldSpot, newSpot)
+                    if uncovers { try stack.placeWhiteout(name, in: old) }
+                }
+                if targetMarker { try stack.removeWhiteoutMarker(newSpot) }
+            }
         }
-        let targetMarker = try stack.upperWhiteout(to) == .file
-        let uncovers = stack.lowerHolds(name, in: sourceParent.sources, root: root)
-        if uncovers, stack.settings.whiteout != .file,
-           (try? Sys.rename(upper.rootFD, from, upper.rootFD, to, CLinux_RENAME_WHITEOUT)) != nil {
-            // The kernel left a device whiteout at the old name in the same step.
-        } else {
-            try Sys.rename(upper.rootFD, from, upper.rootFD, to)
-            if uncovers { try stack.placeWhiteout(from) }
-        }
-        if targetMarker { try stack.removeWhiteoutMarker(to) }
-        inodes.move(from, to: to, upperLayer: 0)
+        nodes.move(fromBinding, to: toBinding)
     }
 
     /// Readies a copied-up directory about to move: the lower contents stay where they are and the directory
     /// points back at them, as the kernel does with redirect_dir (one attribute, whatever the directory's size);
     /// a directory without lower contents that moves where a lower layer holds the name must hide it.
-    private func prepareDirectoryMove(_ moving: Resolution, from: (parent: Node, name: String),
-                                      to: (parent: Node, name: String)) throws(Errno) {
-        guard moving.top.isDirectory else { return }
-        let (upper, _) = try stack.writable()
-        let path = child(from.parent, from.name)
+    private func prepareDirectoryMove(_ moving: Resolution, from: (parent: NodeView, name: Name),
+                                      to: (parent: NodeView, name: Name)) throws(Errno) {
+        guard moving.top.isDirectory, let fromParent = from.parent.path else { return }
+        let upper = try upper
+        let path = fromParent.appending(from.name)
         if let lower = moving.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
             let sameParent = from.parent.path == to.parent.path && lower.path == path
-            try stack.markRedirect(upper.absolute(path), origin: sameParent ? from.name : "/" + lower.path)
-        } else if stack.lowerHolds(to.name, in: to.parent.sources, root: inodes.rootSources) {
-            try stack.markOpaque(upper.absolute(path))
+            try upper.at(path) { spot throws(Errno) in
+                try stack.markRedirect(spot, sameParent ? .sibling(from.name) : .absolute(lower.path))
+            }
+        } else if stack.lowerHolds(to.name, in: to.parent.sources, root: rootSources) {
+            try upper.at(path) { spot throws(Errno) in try stack.markOpaque(spot) }
         }
     }
 
@@ -270,7 +294,13 @@ extension OverlayTree {
 
     /// chmod, chown, truncate and utimensat, on the upper copy; `descriptor` is the caller's open file, if any.
     public func setAttributes(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat {
-        let object = try backing(id, copyingUp: true, data: changes.size != 0, descriptor: descriptor)
+        try backing(id, copyingUp: true, data: changes.size != 0, descriptor: descriptor) { object throws(Errno) in
+            try apply(changes, to: object, descriptor: descriptor)
+            return try attributes(of: id, descriptor: object.descriptor)
+        }
+    }
+
+    private func apply(_ changes: AttributeChanges, to object: BackingObject, descriptor: CInt?) throws(Errno) {
         let real = try object.stat()
         let uid = changes.uid.map(stack.mapping.uids.stored), gid = changes.gid.map(stack.mapping.gids.stored)
         if let name = stack.mapping.permissionsXattr, uid != nil || gid != nil || changes.mode != nil, real.fileType != S_IFLNK {
@@ -292,39 +322,38 @@ extension OverlayTree {
             let omit = timespec(tv_sec: 0, tv_nsec: CLinux_UTIME_OMIT)
             try object.setTimes(access: changes.access ?? omit, modification: changes.modification ?? omit)
         }
-        return try attributes(of: id, descriptor: object.descriptor)
     }
 
-    /// The backing object to read or change for a node: its upper copy (copied up first when `copyingUp`) or
-    /// top source; for a file unlinked while open (a temporary file), the caller's descriptor, as on a local
-    /// filesystem.
-    func backing(_ id: NodeID, copyingUp: Bool, data: Bool = true, descriptor: CInt? = nil) throws(Errno) -> BackingObject {
-        let kept = try inodes.node(id, includingDetached: true)
-        if kept.detached {
-            guard let fd = descriptor ?? kept.openDescriptors.first else { throw .noSuchFileOrDirectory }
-            return .descriptor(fd)
+    /// Runs `body` on the backing object to read or change for a node: its upper copy (copied up first when
+    /// `copyingUp`) or top source; for a file unlinked while open (a temporary file), the caller's descriptor,
+    /// as on a local filesystem.
+    func backing<T>(_ id: NodeID, copyingUp: Bool, data: Bool = true, descriptor: CInt? = nil,
+                    _ body: (BackingObject) throws(Errno) -> T) throws(Errno) -> T {
+        let view = try nodes.view(id, includingDetached: true)
+        if view.isDetached {
+            guard let fd = descriptor ?? view.openDescriptors.first else { throw .noSuchFileOrDirectory }
+            return try body(.descriptor(fd))
         }
-        let source = copyingUp ? Source(layer: 0, path: try copyUp(id, data: data).path) : kept.sources[0]
-        let layer = stack.layers[source.layer]
-        return .path(layer.rootFD, layer.relative(source.path), layer.absolute(source.path))
+        let source = copyingUp ? try copyUp(id, data: data).sources[0] : view.sources[0]
+        return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try body(.spot(spot)) }
     }
 
     /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
     public func openForWriting(_ id: NodeID, flags: Int32) throws(Errno) -> FileDescriptor {
-        let node = try copyUp(id, data: flags & O_TRUNC == 0)
-        let (upper, _) = try stack.writable()
+        let source = try copyUp(id, data: flags & O_TRUNC == 0).sources[0]
         let kept = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
-        return FileDescriptor(rawValue: try Sys.open(upper.rootFD, upper.relative(node.path), kept | CLinux_O_NOFOLLOW))
+        let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, kept) }
+        return FileDescriptor(rawValue: fd)
     }
 
-    public func setExtendedAttribute(_ id: NodeID, name: String, value: [UInt8], flags: CInt) throws(Errno) {
+    public func setExtendedAttribute(_ id: NodeID, name: [UInt8], value: [UInt8], flags: CInt) throws(Errno) {
         if stack.hidesXattr(name) { throw .notSupported }
-        try backing(id, copyingUp: true).setXattr(name, value, flags: flags)
+        try backing(id, copyingUp: true) { object throws(Errno) in try object.setXattr(name, value, flags: flags) }
     }
 
-    public func removeExtendedAttribute(_ id: NodeID, name: String) throws(Errno) {
+    public func removeExtendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) {
         if stack.hidesXattr(name) { throw .notSupported }
-        try backing(id, copyingUp: true).removeXattr(name)
+        try backing(id, copyingUp: true) { object throws(Errno) in try object.removeXattr(name) }
     }
 }
 

@@ -29,10 +29,10 @@ public enum OpenFile {
 extension OverlayTree {
     /// fsyncdir: what changed in a directory was changed in its upper copy; one only in lower layers is unchanged.
     public func synchronizeDirectory(_ id: NodeID, dataOnly: Bool) throws(Errno) {
-        let source = try inodes.node(id).sources[0]
+        let source = try nodes.view(id).sources[0]
         let layer = stack.layers[source.layer]
         guard layer.isUpper else { return }
-        let fd = try Sys.open(layer.rootFD, layer.relative(source.path), O_RDONLY | O_DIRECTORY)
+        let fd = try layer.openDirectory(source.path, forReading: true)
         defer { Sys.close(fd) }
         try Sys.sync(fd, dataOnly: dataOnly)
     }

@@ -1,9 +1,12 @@
 import CLinux
 import Glibc
+import Synchronization
 import SystemPackage
 
-// Every raw call the engine makes goes through here, so errno is read in exactly one place
-// and EINTR is retried in exactly one place.
+// Every raw call the engine makes goes through here, so errno is read in exactly one place and EINTR is
+// retried in exactly one place. Calls name objects by a `Spot` (an open directory and one name in it), never
+// by a multi-component path: paths inside layers are resolved only by `Layer.directory(_:)`, beneath the
+// layer root.
 
 @inline(__always)
 func valueOrErrno<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
@@ -15,17 +18,39 @@ func valueOrErrno<T: FixedWidthInteger>(_ body: () -> T) throws(Errno) -> T {
     }
 }
 
+/// An object named relative to an open directory: one name in it, or (nil) the directory itself.
+struct Spot {
+    let directory: CInt
+    let name: Name?
+
+    init(_ directory: CInt, _ name: Name?) {
+        self.directory = directory
+        self.name = name
+    }
+
+    /// The name as the *at calls take it: the directory itself is "" with AT_EMPTY_PATH, or "." where a call
+    /// has no AT_EMPTY_PATH.
+    func withPath<T, E: Error>(self: Bool = false, _ body: (UnsafePointer<CChar>) throws(E) -> T) throws(E) -> T {
+        if let name { return try name.withCString(body) }
+        return try Escaping.withCString(self ? [0x2E] : [], body)
+    }
+
+    var emptyPathFlag: CInt { name == nil ? CLinux_AT_EMPTY_PATH : 0 }
+}
+
 enum Sys {
-    static func stat(_ dirFD: CInt, _ path: String) throws(Errno) -> Glibc.stat {
+    static func stat(_ spot: Spot) throws(Errno) -> Glibc.stat {
         var buffer = Glibc.stat()
-        _ = try valueOrErrno { fstatat(dirFD, path, &buffer, CLinux_AT_SYMLINK_NOFOLLOW) }
+        _ = try valueOrErrno {
+            spot.withPath { fstatat(spot.directory, $0, &buffer, CLinux_AT_SYMLINK_NOFOLLOW | spot.emptyPathFlag) }
+        }
         return buffer
     }
 
     /// Like `stat`, but a missing name is an answer (`nil`), not an error.
-    static func statIfPresent(_ dirFD: CInt, _ path: String) throws(Errno) -> Glibc.stat? {
+    static func statIfPresent(_ spot: Spot) throws(Errno) -> Glibc.stat? {
         do {
-            return try stat(dirFD, path)
+            return try stat(spot)
         } catch .noSuchFileOrDirectory, .notDirectory {
             return nil
         }
@@ -37,71 +62,44 @@ enum Sys {
         return buffer
     }
 
-    static func open(_ dirFD: CInt, _ path: String, _ flags: CInt, _ mode: mode_t = 0) throws(Errno) -> CInt {
-        try valueOrErrno { openat(dirFD, path, flags | CLinux_O_CLOEXEC, mode) }
+    /// Never follows a symbolic link at the name: the daemon opens objects, not what links point at.
+    static func open(_ spot: Spot, _ flags: CInt, _ mode: mode_t = 0) throws(Errno) -> CInt {
+        try valueOrErrno {
+            spot.withPath(self: true) { openat(spot.directory, $0, flags | CLinux_O_CLOEXEC | CLinux_O_NOFOLLOW, mode) }
+        }
+    }
+
+    /// Opens a path the user gave on the command line (a layer root, the workdir), relative to the working
+    /// directory; nothing inside a layer is ever opened this way.
+    static func openGiven(_ path: String, _ flags: CInt) throws(Errno) -> CInt {
+        try valueOrErrno { Glibc.open(path, flags | CLinux_O_CLOEXEC) }
+    }
+
+    /// One step of beneath-the-root resolution: `path` ("a/b/c", no symbolic link, no "..") below `directory`.
+    static func openBeneath(_ directory: CInt, _ path: [UInt8], _ flags: CInt) throws(Errno) -> CInt {
+        let resolve = CLinux_RESOLVE_BENEATH | CLinux_RESOLVE_NO_SYMLINKS | CLinux_RESOLVE_NO_MAGICLINKS
+        return try valueOrErrno {
+            Escaping.withCString(path) { CLinux_openat2(directory, $0, flags | CLinux_O_CLOEXEC, 0, resolve) }
+        }
     }
 
     static func close(_ fd: CInt) {
         _ = Glibc.close(fd)
     }
 
-    static func readlink(_ dirFD: CInt, _ path: String) throws(Errno) -> [UInt8] {
+    static func readlink(_ spot: Spot) throws(Errno) -> [UInt8] {
         var capacity = 256
         while true {
             var buffer = [UInt8](repeating: 0, count: capacity)
             let count = try valueOrErrno {
-                buffer.withUnsafeMutableBytes { readlinkat(dirFD, path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), capacity) }
+                buffer.withUnsafeMutableBytes { bytes in
+                    spot.withPath { path in
+                        bytes.baseAddress.map { readlinkat(spot.directory, path, $0.assumingMemoryBound(to: CChar.self), capacity) } ?? -1
+                    }
+                }
             }
             if count < capacity { return Array(buffer[..<count]) }
             capacity *= 4
-        }
-    }
-
-    /// The value of an extended attribute, or `nil` when the file does not carry it.
-    static func xattr(_ path: String, _ name: String) throws(Errno) -> [UInt8]? {
-        do {
-            return try readSized { buffer, size in CLinux_lgetxattr(path, name, buffer, size) }
-        } catch .noData {
-            return nil
-        }
-    }
-
-    static func xattr(_ fd: CInt, _ name: String) throws(Errno) -> [UInt8]? {
-        do {
-            return try readSized { buffer, size in CLinux_fgetxattr(fd, name, buffer, size) }
-        } catch .noData {
-            return nil
-        }
-    }
-
-    static func xattrNames(_ path: String) throws(Errno) -> [String] {
-        let list = try readSized { buffer, size in CLinux_llistxattr(path, buffer?.assumingMemoryBound(to: CChar.self), size) }
-        return list.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    static func xattrNames(_ fd: CInt) throws(Errno) -> [String] {
-        let list = try readSized { buffer, size in CLinux_flistxattr(fd, buffer?.assumingMemoryBound(to: CChar.self), size) }
-        return list.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Calls a size-probing getter (size 0 asks for the size) until the value fits, as it may grow in between.
-    /// Most values are short: a first try with a small buffer usually saves the probe.
-    private static func readSized(_ call: (UnsafeMutableRawPointer?, Int) -> Int) throws(Errno) -> [UInt8] {
-        var small = [UInt8](repeating: 0, count: 256)
-        do {
-            let count = try valueOrErrno { small.withUnsafeMutableBytes { call($0.baseAddress, $0.count) } }
-            return Array(small[..<count])
-        } catch .outOfRange {}
-        while true {
-            let size = try valueOrErrno { call(nil, 0) }
-            if size == 0 { return [] }
-            var buffer = [UInt8](repeating: 0, count: size)
-            do {
-                let count = try valueOrErrno { buffer.withUnsafeMutableBytes { call($0.baseAddress, size) } }
-                return Array(buffer[..<count])
-            } catch .outOfRange {
-                continue
-            }
         }
     }
 
@@ -118,59 +116,77 @@ extension Glibc.stat {
 }
 
 extension Sys {
-    static func mkdir(_ dirFD: CInt, _ path: String, _ mode: mode_t) throws(Errno) {
-        _ = try valueOrErrno { mkdirat(dirFD, path, mode) }
+    static func mkdir(_ spot: Spot, _ mode: mode_t) throws(Errno) {
+        _ = try valueOrErrno { spot.withPath { mkdirat(spot.directory, $0, mode) } }
     }
 
-    static func mknod(_ dirFD: CInt, _ path: String, _ mode: mode_t, _ device: dev_t) throws(Errno) {
-        _ = try valueOrErrno { mknodat(dirFD, path, mode, device) }
+    static func mknod(_ spot: Spot, _ mode: mode_t, _ device: dev_t) throws(Errno) {
+        _ = try valueOrErrno { spot.withPath { mknodat(spot.directory, $0, mode, device) } }
     }
 
-    static func symlink(_ target: [UInt8], _ dirFD: CInt, _ path: String) throws(Errno) {
+    static func symlink(_ target: [UInt8], _ spot: Spot) throws(Errno) {
         _ = try valueOrErrno {
-            (target + [0]).withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { symlinkat($0.baseAddress!, dirFD, path) }
+            Escaping.withCString(target) { target in spot.withPath { symlinkat(target, spot.directory, $0) } }
+        }
+    }
+
+    static func link(_ from: Spot, _ to: Spot) throws(Errno) {
+        _ = try valueOrErrno {
+            from.withPath { old in to.withPath { linkat(from.directory, old, to.directory, $0, from.emptyPathFlag) } }
+        }
+    }
+
+    static func unlink(_ spot: Spot, directory: Bool = false) throws(Errno) {
+        _ = try valueOrErrno { spot.withPath { unlinkat(spot.directory, $0, directory ? AT_REMOVEDIR : 0) } }
+    }
+
+    static func rename(_ from: Spot, _ to: Spot, _ flags: UInt32 = 0) throws(Errno) {
+        _ = try valueOrErrno {
+            from.withPath(self: true) { old in
+                to.withPath(self: true) { CLinux_renameat2(from.directory, old, to.directory, $0, flags) }
             }
         }
     }
 
-    static func link(_ fromFD: CInt, _ from: String, _ toFD: CInt, _ to: String) throws(Errno) {
-        _ = try valueOrErrno { linkat(fromFD, from, toFD, to, 0) }
-    }
-
-    static func unlink(_ dirFD: CInt, _ path: String, directory: Bool = false) throws(Errno) {
-        _ = try valueOrErrno { unlinkat(dirFD, path, directory ? AT_REMOVEDIR : 0) }
-    }
-
-    static func rename(_ fromFD: CInt, _ from: String, _ toFD: CInt, _ to: String, _ flags: UInt32 = 0) throws(Errno) {
-        _ = try valueOrErrno { CLinux_renameat2(fromFD, from, toFD, to, flags) }
-    }
-
-    static func chown(_ dirFD: CInt, _ path: String, _ uid: uid_t, _ gid: gid_t) throws(Errno) {
-        _ = try valueOrErrno { fchownat(dirFD, path, uid, gid, CLinux_AT_SYMLINK_NOFOLLOW) }
+    static func chown(_ spot: Spot, _ uid: uid_t, _ gid: gid_t) throws(Errno) {
+        _ = try valueOrErrno {
+            spot.withPath { fchownat(spot.directory, $0, uid, gid, CLinux_AT_SYMLINK_NOFOLLOW | spot.emptyPathFlag) }
+        }
     }
 
     static func chown(_ fd: CInt, _ uid: uid_t, _ gid: gid_t) throws(Errno) {
         _ = try valueOrErrno { fchown(fd, uid, gid) }
     }
 
-    static func chmod(_ dirFD: CInt, _ path: String, _ mode: mode_t) throws(Errno) {
-        _ = try valueOrErrno { fchmodat(dirFD, path, mode, 0) }
-    }
-
-    /// Sets access and modification times without following a final symbolic link.
-    static func setTimes(_ fd: CInt, access: timespec, modification: timespec) throws(Errno) {
-        var times = [access, modification]
-        _ = try valueOrErrno { futimens(fd, &times) }
+    /// Never follows a symbolic link at the name (glibc answers EOPNOTSUPP for a link itself).
+    static func chmod(_ spot: Spot, _ mode: mode_t) throws(Errno) {
+        guard spot.name != nil else { return try withOpened(spot) { fd throws(Errno) in try chmod(fd, mode) } }
+        _ = try valueOrErrno { spot.withPath { fchmodat(spot.directory, $0, mode, CLinux_AT_SYMLINK_NOFOLLOW) } }
     }
 
     static func chmod(_ fd: CInt, _ mode: mode_t) throws(Errno) {
         _ = try valueOrErrno { fchmod(fd, mode) }
     }
 
-    static func setTimes(_ dirFD: CInt, _ path: String, access: timespec, modification: timespec) throws(Errno) {
+    static func setTimes(_ fd: CInt, access: timespec, modification: timespec) throws(Errno) {
         var times = [access, modification]
-        _ = try valueOrErrno { utimensat(dirFD, path, &times, CLinux_AT_SYMLINK_NOFOLLOW) }
+        _ = try valueOrErrno { futimens(fd, &times) }
+    }
+
+    /// Sets access and modification times without following a symbolic link at the name.
+    static func setTimes(_ spot: Spot, access: timespec, modification: timespec) throws(Errno) {
+        guard spot.name != nil else {
+            return try withOpened(spot) { fd throws(Errno) in try setTimes(fd, access: access, modification: modification) }
+        }
+        var times = [access, modification]
+        _ = try valueOrErrno { spot.withPath { utimensat(spot.directory, $0, &times, CLinux_AT_SYMLINK_NOFOLLOW) } }
+    }
+
+    /// Runs `body` on a readable descriptor of a directory spot (an `O_PATH` descriptor cannot take every call).
+    static func withOpened<T>(_ spot: Spot, _ body: (CInt) throws(Errno) -> T) throws(Errno) -> T {
+        let fd = try open(spot, O_RDONLY | CLinux_O_DIRECTORY)
+        defer { close(fd) }
+        return try body(fd)
     }
 
     static func truncate(_ fd: CInt, _ size: off_t) throws(Errno) {
@@ -179,26 +195,6 @@ extension Sys {
 
     static func sync(_ fd: CInt, dataOnly: Bool = false) throws(Errno) {
         _ = try valueOrErrno { dataOnly ? fdatasync(fd) : fsync(fd) }
-    }
-
-    static func setXattr(_ path: String, _ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
-        _ = try valueOrErrno {
-            value.withUnsafeBytes { CLinux_lsetxattr(path, name, $0.baseAddress, $0.count, flags) }
-        }
-    }
-
-    static func setXattr(_ fd: CInt, _ name: String, _ value: [UInt8], flags: CInt = 0) throws(Errno) {
-        _ = try valueOrErrno {
-            value.withUnsafeBytes { CLinux_fsetxattr(fd, name, $0.baseAddress, $0.count, flags) }
-        }
-    }
-
-    static func removeXattr(_ fd: CInt, _ name: String) throws(Errno) {
-        _ = try valueOrErrno { CLinux_fremovexattr(fd, name) }
-    }
-
-    static func removeXattr(_ path: String, _ name: String) throws(Errno) {
-        _ = try valueOrErrno { CLinux_lremovexattr(path, name) }
     }
 
     static func seek(_ fd: CInt, _ offset: off_t, _ whence: CInt) throws(Errno) -> off_t {

@@ -2,93 +2,89 @@ import CLinux
 import Glibc
 import SystemPackage
 
-/// Writing whiteouts and opaque markers into the upper layer, in the forms the kernel reads.
+/// Writing whiteouts and opaque markers into the upper layer, in the forms the kernel reads. Each works on a
+/// name in an upper directory the caller holds open (`directory`, resolved beneath the upper root).
 extension LayerStack {
-    /// Hides the lower objects at `path`: replaces whatever the upper layer holds
-    /// there with a whiteout, in one rename, so that at every moment either the old entry or the whiteout is there.
-    func placeWhiteout(_ path: String) throws(Errno) {
-        let (upper, work) = try writable()
-        let existing = try Sys.statIfPresent(upper.rootFD, path)
-        if settings.whiteout != .file {
+    /// Hides the lower objects at `name`: replaces whatever the upper layer holds there with a whiteout, in
+    /// one rename, so that at every moment either the old entry or the whiteout is there.
+    func placeWhiteout(_ name: Name, in directory: CInt) throws(Errno) {
+        let (_, work) = try writable()
+        let target = Spot(directory, name)
+        let existing = try Sys.statIfPresent(target)
+        let marker = Whiteout.markerName(for: name)
+        // A name too long for a `.wh.` file beside it can only be hidden by a device.
+        if settings.whiteout != .file || marker == nil {
             let temporary = work.temporaryName()
             do throws(Errno) {
-                try Sys.mknod(work.fd, temporary, S_IFCHR, 0)
-                try replace(path, existing, with: temporary, upper, work)
+                try Sys.mknod(Spot(work.fd, temporary), S_IFCHR, 0)
+                try replace(target, existing, with: temporary, work)
                 return
-            } catch .notPermitted where settings.whiteout == nil {
+            } catch .notPermitted where settings.whiteout == nil && marker != nil {
                 work.discard(temporary)
             } catch {
                 work.discard(temporary)
                 throw error
             }
         }
+        guard let marker else { throw .fileNameTooLong }
         // The marker goes in first: until the entry is gone, the entry still wins over its own marker.
-        let marker = Whiteout.markerPath(for: path)
         let temporary = work.temporaryName()
-        Sys.close(try Sys.open(work.fd, temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600))
-        try Sys.rename(work.fd, temporary, upper.rootFD, marker)
-        if let existing { try removeUpperEntry(path, existing) }
+        Sys.close(try Sys.open(Spot(work.fd, temporary), O_WRONLY | O_CREAT | O_EXCL, 0o600))
+        try Sys.rename(Spot(work.fd, temporary), Spot(directory, marker))
+        if let existing { try removeUpperEntry(target, existing) }
     }
 
-    /// Puts the staged object `temporary` at `path` and discards what was there; where rename cannot overwrite
-    /// (a directory with a non-directory or the reverse) the two are exchanged instead.
-    func replace(_ path: String, _ existing: stat?, with temporary: String, _ upper: Layer, _ work: WorkDirectory) throws(Errno) {
-        let stagedIsDirectory = try Sys.stat(work.fd, temporary).isDirectory
+    /// Puts the staged object `temporary` at `target` and discards what was there; where rename cannot
+    /// overwrite (a directory with a non-directory or the reverse) the two are exchanged instead.
+    func replace(_ target: Spot, _ existing: stat?, with temporary: Name, _ work: WorkDirectory) throws(Errno) {
+        let staged = Spot(work.fd, temporary)
+        let stagedIsDirectory = try Sys.stat(staged).isDirectory
         if let existing, existing.isDirectory || stagedIsDirectory {
-            try Sys.rename(work.fd, temporary, upper.rootFD, path, CLinux_RENAME_EXCHANGE)
+            try Sys.rename(staged, target, CLinux_RENAME_EXCHANGE)
             work.discard(temporary)
         } else {
-            try Sys.rename(work.fd, temporary, upper.rootFD, path)
+            try Sys.rename(staged, target)
         }
     }
 
     /// Removes an upper entry; a directory (which may still hold whiteouts) is first moved out of sight.
-    func removeUpperEntry(_ path: String, _ existing: stat) throws(Errno) {
-        let (upper, work) = try writable()
+    func removeUpperEntry(_ target: Spot, _ existing: stat) throws(Errno) {
+        let (_, work) = try writable()
         if existing.isDirectory {
             let temporary = work.temporaryName()
-            try Sys.rename(upper.rootFD, path, work.fd, temporary)
+            try Sys.rename(target, Spot(work.fd, temporary))
             work.discard(temporary)
         } else {
-            try Sys.unlink(upper.rootFD, path)
+            try Sys.unlink(target)
         }
     }
 
-    /// Whether the upper layer holds a whiteout for `path` (either form).
-    func upperWhiteout(_ path: String) throws(Errno) -> Whiteout.Format? {
-        let (upper, _) = try writable()
-        if let info = try Sys.statIfPresent(upper.rootFD, path), Whiteout.isDevice(info) { return .device }
-        let marker = Whiteout.markerPath(for: path)
-        return try Sys.statIfPresent(upper.rootFD, marker) != nil ? .file : nil
+    /// Whether the upper layer holds a whiteout for the name (either form).
+    func upperWhiteout(_ target: Spot) throws(Errno) -> Whiteout.Format? {
+        if let info = try Sys.statIfPresent(target), Whiteout.isDevice(info) { return .device }
+        guard let name = target.name, let marker = Whiteout.markerName(for: name) else { return nil }
+        return try Sys.statIfPresent(Spot(target.directory, marker)) != nil ? .file : nil
     }
 
-    func removeWhiteoutMarker(_ path: String) throws(Errno) {
-        let (upper, _) = try writable()
-        try Sys.unlink(upper.rootFD, Whiteout.markerPath(for: path))
+    func removeWhiteoutMarker(_ target: Spot) throws(Errno) {
+        guard let name = target.name, let marker = Whiteout.markerName(for: name) else { return }
+        try Sys.unlink(Spot(target.directory, marker))
     }
 
     /// Whether a layer below the upper one still holds `name`, so that removing the upper entry would uncover it.
-    func lowerHolds(_ name: String, in parent: [Source], root: [Source]) -> Bool {
+    func lowerHolds(_ name: Name, in parent: [Source], root: [Source]) -> Bool {
         let lower = parent.filter { !layers[$0.layer].isUpper }
         guard !lower.isEmpty else { return false }
         return (try? resolve(name, in: lower, root: root)) != nil
     }
 
     /// Marks a staged or upper directory as renamed from `origin`, in the kernel's format.
-    func markRedirect(_ absolutePath: String, origin: String) throws(Errno) {
-        do throws(Errno) {
-            try Sys.setXattr(absolutePath, Redirect.xattrNames[0], Array(origin.utf8))
-        } catch .notPermitted, .notSupported {
-            try Sys.setXattr(absolutePath, Redirect.xattrNames[1], Array(origin.utf8))
-        }
+    func markRedirect(_ spot: Spot, _ origin: Redirect) throws(Errno) {
+        try MarkerWriter.set(Redirect.writableNames, origin.value, on: spot)
     }
 
-    /// Marks a staged directory opaque, in the trusted namespace where the daemon may write it.
-    func markOpaque(_ absolutePath: String) throws(Errno) {
-        do throws(Errno) {
-            try Sys.setXattr(absolutePath, OpaqueDirectory.xattrNames[0], Array("y".utf8))
-        } catch .notPermitted, .notSupported {
-            try Sys.setXattr(absolutePath, OpaqueDirectory.xattrNames[1], Array("y".utf8))
-        }
+    /// Marks a staged or upper directory opaque.
+    func markOpaque(_ spot: Spot) throws(Errno) {
+        try MarkerWriter.set(OpaqueDirectory.writableNames, [0x79], on: spot)
     }
 }

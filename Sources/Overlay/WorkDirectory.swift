@@ -8,59 +8,79 @@ import SystemPackage
 /// Whatever a crash left here is removed at mount.
 public final class WorkDirectory: Sendable {
     let fd: CInt
-    /// The absolute path, for the calls that take only paths (extended attributes).
-    let path: String
     private let counter = Mutex<UInt64>(0)
+    private static let name = Name(trusted: "work")
 
     init(_ workdir: String) throws(Errno) {
-        let root = try Sys.open(AT_FDCWD, workdir, O_RDONLY | CLinux_O_DIRECTORY)
+        let root = try Sys.openGiven(workdir, O_RDONLY | CLinux_O_DIRECTORY)
         defer { Sys.close(root) }
         do {
-            try Sys.mkdir(root, "work", 0o700)
+            try Sys.mkdir(Spot(root, Self.name), 0o700)
         } catch .fileExists {
-            try Sys.removeContents(root, "work")
+            try Sys.removeContents(Spot(root, Self.name))
         }
-        fd = try Sys.open(root, "work", O_RDONLY | CLinux_O_DIRECTORY)
-        path = workdir + "/work"
+        fd = try Sys.open(Spot(root, Self.name), O_RDONLY | CLinux_O_DIRECTORY)
     }
 
     deinit { Sys.close(fd) }
 
     /// A name no other staging operation uses.
-    func temporaryName() -> String {
-        "#" + String(counter.withLock { value in
+    func temporaryName() -> Name {
+        let number = counter.withLock { value in
             value += 1
             return value
-        }, radix: 16)
+        }
+        return Name(trusted: Array(("#" + String(number, radix: 16)).utf8))
     }
 
     /// Removes a staged object, whatever it is (a file, or a directory tree moved here to be deleted).
-    func discard(_ name: String) {
-        if (try? Sys.unlink(fd, name)) == nil {
-            try? Sys.removeContents(fd, name)
-            try? Sys.unlink(fd, name, directory: true)
+    func discard(_ name: Name) {
+        let spot = Spot(fd, name)
+        if (try? Sys.unlink(spot)) == nil {
+            try? Sys.removeContents(spot)
+            try? Sys.unlink(spot, directory: true)
         }
     }
 }
 
 extension Sys {
-    /// Empties a directory, depth first, without following symbolic links.
-    static func removeContents(_ dirFD: CInt, _ path: String) throws(Errno) {
-        let fd = try open(dirFD, path, O_RDONLY | CLinux_O_DIRECTORY | CLinux_O_NOFOLLOW)
-        guard let stream = fdopendir(fd) else {
-            close(fd)
-            throw Errno(rawValue: errno)
+    /// Empties a directory, depth first, without following symbolic links. Iterative: a tree staged for
+    /// removal may be deeper than any stack.
+    static func removeContents(_ spot: Spot) throws(Errno) {
+        struct Frame {
+            let fd: CInt
+            /// Its name in the frame below, to remove once it is empty (nil for the directory being emptied).
+            let name: Name?
+            var subdirectories: [Name]?
         }
-        defer { closedir(stream) }
-        var names: [(String, Bool)] = []
-        while let entry = readdir(stream) {
-            let name = String(cString: CLinux_dirent_name(entry))
-            if name != ".", name != ".." { names.append((name, entry.pointee.d_type == UInt8(DT_DIR))) }
-        }
-        let inner = dirfd(stream)
-        for (name, isDirectory) in names {
-            if isDirectory { try removeContents(inner, name) }
-            try unlink(inner, name, directory: isDirectory)
+        var frames = [Frame(fd: try open(spot, O_RDONLY | CLinux_O_DIRECTORY), name: nil)]
+        defer { frames.forEach { close($0.fd) } }
+        while var frame = frames.popLast() {
+            do throws(Errno) {
+                if frame.subdirectories == nil {
+                    var subdirectories: [Name] = []
+                    try forEachEntry(try open(Spot(frame.fd, nil), O_RDONLY | CLinux_O_DIRECTORY)) { name, _, entry throws(Errno) in
+                        if entry.d_type == UInt8(DT_DIR) { return subdirectories.append(name) }
+                        do throws(Errno) {
+                            try unlink(Spot(frame.fd, name))
+                        } catch .isDirectory {
+                            subdirectories.append(name)
+                        }
+                    }
+                    frame.subdirectories = subdirectories
+                }
+                if let next = frame.subdirectories?.popLast() {
+                    let child = try open(Spot(frame.fd, next), O_RDONLY | CLinux_O_DIRECTORY)
+                    frames.append(frame)
+                    frames.append(Frame(fd: child, name: next))
+                    continue
+                }
+            } catch {
+                close(frame.fd)
+                throw error
+            }
+            close(frame.fd)
+            if let name = frame.name, let parent = frames.last { try unlink(Spot(parent.fd, name), directory: true) }
         }
     }
 }

@@ -32,23 +32,30 @@ public enum ImageCommands {
     /// The upper layer of `-o lowerdir=...,upperdir=...` as an image layer; prints its digest and diff ID.
     public static func commit(options: [String], to destinations: Destinations) throws(Failure) -> String {
         let stack: LayerStack
-        do { stack = try Inspection.open(options: options, paths: []).0.stack } catch { throw Failure(description: error.description) }
+        do { stack = try Inspection.open(options: options, paths: []).stack } catch { throw Failure(description: error.description) }
         guard stack.upper != nil else { throw Failure(description: "commit needs upperdir= (the layer to commit)") }
         return try write(stack, to: destinations, createdBy: "strata commit")
     }
 
-    /// A plain directory (a root filesystem) as a layer, the first of an image.
-    public static func importDirectory(_ directory: String, to destinations: Destinations) throws(Failure) -> String {
+    /// A plain directory (a root filesystem) as a layer, the first of an image. The overlay's own attributes
+    /// found on it are left out (`warn` gets one line saying how many).
+    public static func importDirectory(_ directory: String, to destinations: Destinations,
+                                       warn: (String) -> Void) throws(Failure) -> String {
         var destinations = destinations
         destinations.base = nil
         let stack: LayerStack
         do { stack = try Inspection.openStack(lowers: [directory], upper: nil) } catch { throw Failure(description: error.description) }
-        return try write(stack, to: destinations, createdBy: "strata import")
+        let output = try write(stack, to: destinations, createdBy: "strata import")
+        let dropped: Int
+        do { dropped = try stack.reservedXattrCount() } catch { throw Failure(description: "\(directory): \(error)") }
+        if dropped > 0 { warn("left out \(dropped) overlay-private attribute\(dropped == 1 ? "" : "s") (trusted.overlay.*, user.overlay.*, user.strata.*) found in \(directory)") }
+        return output
     }
 
     /// Every layer of the image `DIR:TAG` into its own directory under `destination`; returns the `lowerdir=`
-    /// value that mounts them.
-    public static func unpack(_ image: String, into destination: String, whiteouts: String) throws(Failure) -> String {
+    /// value that mounts them. Overlay-private attributes in the tarballs are dropped (`warn` gets one line).
+    public static func unpack(_ image: String, into destination: String, whiteouts: String,
+                              warn: (String) -> Void) throws(Failure) -> String {
         guard let whiteouts = LayerUnpack.WhiteoutForm(rawValue: whiteouts) else {
             throw Failure(description: "--whiteout \(whiteouts): expected chardev or file")
         }
@@ -56,12 +63,19 @@ public enum ImageCommands {
         do {
             let layers = try ImageLayout(directory).layerFiles(tagged: tag)
             var paths: [String] = []
+            var dropped = 0
+            var first: String?
             for (index, layer) in layers.enumerated() {
                 let path = (destination as NSString).appendingPathComponent(String(index))
                 if FileManager.default.fileExists(atPath: path) { throw Failure(description: "\(path): already exists") }
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                try LayerUnpack.extract(layer.path, into: path, whiteouts: whiteouts)
+                let report = try LayerUnpack.extract(layer.path, into: path, whiteouts: whiteouts)
+                dropped += report.droppedXattrs
+                first = first ?? report.firstDropped.map { "layer \(index): \($0)" }
                 paths.append(URL(fileURLWithPath: path).standardizedFileURL.path)
+            }
+            if dropped > 0, let first {
+                warn("dropped \(dropped) overlay-private attribute\(dropped == 1 ? "" : "s") from the image's tarballs, never written (first: \(first))")
             }
             return "lowerdir=" + paths.reversed().joined(separator: ":") + "\n"
         } catch let error as Failure {
@@ -78,12 +92,12 @@ public enum ImageCommands {
                                                       appropriateFor: URL(fileURLWithPath: destinations.tar ?? "/tmp"), create: true).path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             let plain = scratch + "/layer.tar"
-            try LayerTar.write(entries, to: plain, gzip: false)
+            try LayerTar.write(entries, from: stack, to: plain, gzip: false)
             let diffID = try fileDigest(plain)
             var file = plain
             if destinations.gzip {
                 file = scratch + "/layer.tar.gz"
-                try LayerTar.write(entries, to: file, gzip: true)
+                try LayerTar.write(entries, from: stack, to: file, gzip: true)
             }
             let digest = destinations.gzip ? try fileDigest(file) : diffID
             let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
@@ -94,7 +108,7 @@ public enum ImageCommands {
             }
             if let directory = destinations.layerDirectory {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                try LayerUnpack.extract(plain, into: directory, whiteouts: .chardev)
+                _ = try LayerUnpack.extract(plain, into: directory, whiteouts: .chardev)
             }
             if let tar = destinations.tar {
                 if FileManager.default.fileExists(atPath: tar) { try FileManager.default.removeItem(atPath: tar) }

@@ -6,33 +6,37 @@ import Overlay
 /// `user.strata.stack` attribute with its layers). Opened read-only, so a live mount is never disturbed.
 public struct Inspection {
     public let stack: LayerStack
+    /// The paths the command asks about, relative to the merged root.
+    let paths: [LayerPath]
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
     /// Opens the stack and turns each of `paths` into a path relative to its root.
-    public static func open(options: [String], paths: [String]) throws(Failure) -> (Inspection, [String]) {
+    public static func open(options: [String], paths: [String]) throws(Failure) -> Inspection {
         if !options.isEmpty {
             let parsed: MountOptions
             do { parsed = try MountOptions(parsing: options) } catch { throw Failure(description: error.description) }
             guard !parsed.lowers.isEmpty else { throw Failure(description: "-o needs lowerdir=") }
             let stack = try openStack(lowers: parsed.lowers.map(Self.absolute), upper: parsed.upper.map(Self.absolute))
-            return (Inspection(stack: stack), paths.map(Self.relative))
+            var relativePaths: [LayerPath] = []
+            for path in paths { relativePaths.append(try relative(path)) }
+            return Inspection(stack: stack, paths: relativePaths)
         }
         guard let first = paths.first else { throw Failure(description: "give a path inside a Strata mount, or -o lowerdir=...") }
         let (mountpoint, layers) = try findMount(containing: first)
         let upper = layers.first { $0.upper }?.directory
         let stack = try openStack(lowers: layers.filter { !$0.upper }.map(\.directory), upper: upper)
-        var relativePaths: [String] = []
+        var relativePaths: [LayerPath] = []
         for path in paths {
             let absolute = Self.absolute(path)
             guard absolute == mountpoint || absolute.hasPrefix(mountpoint + "/") else {
                 throw Failure(description: "\(path): outside the Strata mount at \(mountpoint)")
             }
-            relativePaths.append(Self.relative(String(absolute.dropFirst(mountpoint.count))))
+            relativePaths.append(try relative(String(absolute.dropFirst(mountpoint.count))))
         }
-        return (Inspection(stack: stack), relativePaths)
+        return Inspection(stack: stack, paths: relativePaths)
     }
 
     /// Opens layer directories read-only, refusing a missing one by its path.
@@ -82,7 +86,18 @@ public struct Inspection {
         return URL(fileURLWithPath: joined).standardizedFileURL.path
     }
 
-    private static func relative(_ path: String) -> String {
-        path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    /// A path the user typed, relative to the merged root: "." and empty components are nothing, ".." goes up.
+    private static func relative(_ path: String) throws(Failure) -> LayerPath {
+        var names: [Name] = []
+        for part in path.utf8.split(separator: UInt8(ascii: "/")) where !part.elementsEqual([UInt8(ascii: ".")]) {
+            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                _ = names.popLast()
+                continue
+            }
+            do { names.append(try Name(Array(part))) } catch {
+                throw Failure(description: "\(path): \(error)")
+            }
+        }
+        return LayerPath(names)
     }
 }

@@ -90,8 +90,8 @@ public struct MountOptions: Equatable, Sendable {
         case let ("xattr_permissions", value?):
             switch value {
             case "0": mapping.permissionsXattr = nil
-            case "1": mapping.permissionsXattr = "security.containers.override_stat"
-            case "2": mapping.permissionsXattr = "user.containers.override_stat"
+            case "1": mapping.permissionsXattr = Array("security.containers.override_stat".utf8)
+            case "2": mapping.permissionsXattr = Array("user.containers.override_stat".utf8)
             default: throw .invalid(option: option, reason: "expected 0, 1 or 2")
             }
         case ("static_nlink", nil):

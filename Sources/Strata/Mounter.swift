@@ -13,6 +13,7 @@ public enum Mounter {
     /// process exits 0 as soon as the mount is live.
     public static func serve(_ plan: MountPlan, foreground: Bool, debug: Bool) throws(Failure) {
         if !(foreground || debug) { closeInheritedDescriptors() }
+        DaemonLog.install()
         let tree: OverlayTree
         do {
             let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)
@@ -27,6 +28,7 @@ public enum Mounter {
             let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
             try session.mount(at: plan.mountpoint)
             session.detach(foreground: foreground || debug)
+            if !(foreground || debug) { DaemonLog.detach() }
             let clean = session.run(threads: plan.options.threads)
             session.unmount()
             if !clean { throw Failure(description: "\(plan.mountpoint): the FUSE connection failed") }

@@ -43,6 +43,72 @@ public struct OutputStyle: Sendable {
     }
 }
 
+/// A path in JSON: the text itself when its bytes are UTF-8; otherwise escaped as a terminal shows it, with
+/// the exact bytes beside it in base64 (`…Bytes`), so that every name comes out exactly.
+struct JSONPath: Encodable {
+    let path: LayerPath?
+    let key: String
+
+    func encode(into container: inout KeyedEncodingContainer<DynamicKey>) throws {
+        guard let path else { return try container.encodeNil(forKey: DynamicKey(key)) }
+        let bytes = path.bytes
+        if let text = Escaping.exactText(bytes) {
+            try container.encode(text, forKey: DynamicKey(key))
+        } else {
+            try container.encode(Escaping.escape(bytes), forKey: DynamicKey(key))
+            try container.encode(Data(bytes).base64EncodedString(), forKey: DynamicKey(key + "Bytes"))
+        }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: DynamicKey.self)
+        try encode(into: &container)
+    }
+}
+
+struct DynamicKey: CodingKey {
+    let stringValue: String
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}
+
+/// `strata which` and `strata ls` in JSON: paths relative to the merged root, without a leading slash.
+struct PathReportJSON: Encodable {
+    let report: PathReport
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: DynamicKey.self)
+        try JSONPath(path: report.path, key: "path").encode(into: &container)
+        try container.encode(report.state, forKey: DynamicKey("state"))
+        try container.encodeIfPresent(report.type, forKey: DynamicKey("type"))
+        try container.encode(report.servedBy, forKey: DynamicKey("servedBy"))
+        try container.encode(report.shadows, forKey: DynamicKey("shadows"))
+        try container.encode(report.copiedUp, forKey: DynamicKey("copiedUp"))
+        try container.encodeIfPresent(report.hiddenBy, forKey: DynamicKey("hiddenBy"))
+        if let marker = report.marker { try JSONPath(path: marker, key: "marker").encode(into: &container) }
+        if let renamed = report.renamedFrom {
+            if let text = Escaping.exactText(renamed) {
+                try container.encode(text, forKey: DynamicKey("renamedFrom"))
+            } else {
+                try container.encode(Escaping.escape(renamed), forKey: DynamicKey("renamedFrom"))
+                try container.encode(Data(renamed).base64EncodedString(), forKey: DynamicKey("renamedFromBytes"))
+            }
+        }
+    }
+}
+
+struct ChangeJSON: Encodable {
+    let change: Change
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: DynamicKey.self)
+        try container.encode(change.kind, forKey: DynamicKey("kind"))
+        try JSONPath(path: change.path, key: "path").encode(into: &container)
+    }
+}
+
 extension Inspection {
     private func run<T>(_ body: () throws(Errno) -> T) throws(Failure) -> T {
         do { return try body() } catch { throw Failure(description: "\(error)") }
@@ -52,30 +118,41 @@ extension Inspection {
         indexes.map(String.init).joined(separator: ",")
     }
 
+    /// A marker's path inside its layer, as `which` prints it: relative, "." for the layer root.
+    private func shown(_ marker: LayerPath?) -> String {
+        guard let marker, !marker.isRoot else { return "." }
+        return String(marker.description.dropFirst())
+    }
+
     /// `strata which`: the serving layer of each path, what it shadows, or what hides it.
-    public func which(_ paths: [String], style: OutputStyle) throws(Failure) -> String {
+    public func which(style: OutputStyle) throws(Failure) -> String {
+        try which(paths, style: style)
+    }
+
+    private func which(_ paths: [LayerPath], style: OutputStyle) throws(Failure) -> String {
         var reports: [PathReport] = []
         for path in paths { reports.append(try run { () throws(Errno) in try stack.report(path) }) }
-        if style.json { return style.json(reports) }
+        if style.json { return style.json(reports.map(PathReportJSON.init)) }
         let rows = reports.map { report in
-            ["/" + report.path, report.servedBy.isEmpty ? "-" : layerList(report.servedBy), describe(report)]
+            [report.path.description, report.servedBy.isEmpty ? "-" : layerList(report.servedBy), describe(report)]
         }
         return style.table(["PATH", "LAYER", "WHAT"], rows) + legend(reports.flatMap { $0.servedBy + $0.shadows + ($0.hiddenBy.map { [$0] } ?? []) }, style)
     }
 
     private func describe(_ report: PathReport) -> String {
         let shadows = report.shadows.isEmpty ? "" : ", shadows layer \(layerList(report.shadows))"
+        let hider = report.hiddenBy.map(String.init) ?? "?"
         switch report.state {
         case .present:
             var words = [report.type ?? "file"]
             if report.servedBy.count > 1 { words.append("merged from \(report.servedBy.count) layers") }
             if report.copiedUp, report.type != "directory" { words.append("copied up") }
-            if let from = report.renamedFrom { words.append("renamed from \(from)") }
+            if let from = report.renamedFrom { words.append("renamed from \(Escaping.escape(from))") }
             return words.joined(separator: ", ") + shadows
         case .whitedOut:
-            return "whited out by layer \(report.hiddenBy!) (\(report.marker!))" + (report.shadows.isEmpty ? "" : ", hides layer \(layerList(report.shadows))")
+            return "whited out by layer \(hider) (\(shown(report.marker)))" + (report.shadows.isEmpty ? "" : ", hides layer \(layerList(report.shadows))")
         case .behindOpaque:
-            return "hidden by opaque directory \(report.marker!) in layer \(report.hiddenBy!), hides layer \(layerList(report.shadows))"
+            return "hidden by opaque directory \(shown(report.marker)) in layer \(hider), hides layer \(layerList(report.shadows))"
         case .absent:
             return "not in any layer"
         }
@@ -89,37 +166,38 @@ extension Inspection {
         return layers.isEmpty ? "" : layers.joined(separator: "\n") + "\n"
     }
 
-    /// `strata ls`: the merged listing with each entry's layer, and the names it hides.
-    public func list(_ path: String, long: Bool, all: Bool, style: OutputStyle) throws(Failure) -> String {
+    /// `strata ls`: the merged listing of the (first) path with each entry's layer, and the names it hides.
+    public func list(long: Bool, all: Bool, style: OutputStyle) throws(Failure) -> String {
+        let path = paths.first ?? .root
         let directory = try run { () throws(Errno) in try stack.report(path) }
-        guard directory.state == .present else { throw Failure(description: "/\(path): \(describe(directory))") }
+        guard directory.state == .present else { throw Failure(description: "\(path): \(describe(directory))") }
         guard directory.type == "directory" else { return try which([path], style: style) }
         let names = try run { () throws(Errno) in try stack.listNames(path) }
-        var reports: [(name: String, report: PathReport)] = []
-        for name in names where all || !name.hasPrefix(".") {
-            let child = path.isEmpty ? name : path + "/" + name
-            reports.append((name, try run { () throws(Errno) in try stack.report(child) }))
+        var reports: [(name: Name, report: PathReport)] = []
+        for name in names where all || name.bytes.first != 0x2E {
+            reports.append((name, try run { () throws(Errno) in try stack.report(path.appending(name)) }))
         }
         for hidden in try run({ () throws(Errno) in try stack.hiddenNames(in: path) }) {
-            let name = String(hidden.path.split(separator: "/").last ?? "")
-            if all || !name.hasPrefix(".") { reports.append((name, hidden)) }
+            guard let name = hidden.path.name else { continue }
+            if all || name.bytes.first != 0x2E { reports.append((name, hidden)) }
         }
         reports.sort { $0.name < $1.name }
-        if style.json { return style.json(reports.map(\.report)) }
+        if style.json { return style.json(reports.map { PathReportJSON(report: $0.report) }) }
         let header = long ? ["LAYER", "TYPE", "MODE", "SIZE", "NAME", "NOTE"] : ["LAYER", "NAME", "NOTE"]
         let rows = reports.map { name, report -> [String] in
             let layer = report.state == .present ? layerList(report.servedBy) : layerList(report.shadows)
+            let hider = report.hiddenBy.map(String.init) ?? "?"
             let note: String
             switch report.state {
             case .present: note = report.copiedUp && report.type != "directory" ? "copied up" : ""
-            case .whitedOut: note = "(whited out in layer \(report.hiddenBy!))"
-            case .behindOpaque: note = "(behind opaque directory in layer \(report.hiddenBy!))"
+            case .whitedOut: note = "(whited out in layer \(hider))"
+            case .behindOpaque: note = "(behind opaque directory in layer \(hider))"
             case .absent: note = ""
             }
-            guard long else { return [layer, name, note] }
+            guard long else { return [layer, name.escaped, note] }
             let info = report.state == .present ? try? stack.attributes(at: report.path) : nil
             return [layer, report.type ?? "-", info.map { String(format: "%04o", $0.mode) } ?? "-",
-                    info.map { style.size($0.size) } ?? "-", name, note]
+                    info.map { style.size($0.size) } ?? "-", name.escaped, note]
         }
         return style.table(header, rows) + legend(reports.flatMap { $0.report.servedBy + $0.report.shadows }, style)
     }
@@ -140,7 +218,7 @@ extension Inspection {
     /// `strata diff`: the upper layer's changes, as `podman diff` prints them.
     public func diff(style: OutputStyle) throws(Failure) -> String {
         let changes = try run { () throws(Errno) in try stack.changes() }
-        if style.json { return style.json(changes) }
+        if style.json { return style.json(changes.map(ChangeJSON.init)) }
         return changes.map { "\($0.kind) \($0.path)\n" }.joined()
     }
 }

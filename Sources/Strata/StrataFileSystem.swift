@@ -42,9 +42,9 @@ public final class StrataFileSystem: FileSystem {
         return flags
     }
 
-    public func lookup(_ context: RequestContext, parent: UInt64, name: String) throws(Errno) -> Entry {
+    public func lookup(_ context: RequestContext, parent: UInt64, name: [UInt8]) throws(Errno) -> Entry {
         do {
-            return entry(try tree.lookup(parent: NodeID(parent), name: name))
+            return entry(try tree.lookup(parent: NodeID(parent), name: try Name(name)))
         } catch .noSuchFileOrDirectory {
             // A node id of 0 caches the absence, so repeated misses (PATH searches, ld.so) stay in the kernel.
             return Entry(node: 0, attributes: stat(), entryTimeout: timeout, attributeTimeout: timeout)
@@ -56,7 +56,7 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func attributes(node: UInt64, handle: UInt64?) throws(Errno) -> Attributes {
-        Attributes(try tree.attributes(of: NodeID(node), descriptor: handle.map { CInt($0) }), timeout: timeout)
+        Attributes(try tree.attributes(of: NodeID(node), descriptor: handle.map { CInt(truncatingIfNeeded: $0) }), timeout: timeout)
     }
 
     public func readlink(node: UInt64) throws(Errno) -> [UInt8] {
@@ -72,12 +72,12 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func read(node: UInt64, handle: UInt64, size: Int, offset: Int64) throws(Errno) -> ReadData {
-        .descriptor(CInt(handle), offset: offset, size: size)
+        .descriptor(CInt(truncatingIfNeeded: handle), offset: offset, size: size)
     }
 
     public func release(node: UInt64, handle: UInt64) {
-        tree.closed(NodeID(node), CInt(handle))
-        close(CInt(handle))
+        tree.closed(NodeID(node), CInt(truncatingIfNeeded: handle))
+        close(CInt(truncatingIfNeeded: handle))
     }
 
     /// The listing is merged at the first read, not here: when the kernel still holds the directory's listing in
@@ -96,8 +96,8 @@ public final class StrataFileSystem: FileSystem {
             let item = entries[index]
             let next = Int64(index + 1)
             let added = buffer.plus
-                ? buffer.addPlus(name: item.name, nextOffset: next) { plusEntry(parent: node, item) }
-                : buffer.add(name: item.name, inode: item.inode, type: item.type, nextOffset: next)
+                ? buffer.addPlus(name: item.name.bytes, nextOffset: next) { plusEntry(parent: node, item) }
+                : buffer.add(name: item.name.bytes, inode: item.inode, type: item.type, nextOffset: next)
             if !added { return }
         }
     }
@@ -110,42 +110,44 @@ public final class StrataFileSystem: FileSystem {
         try tree.filesystemStatistics()
     }
 
-    public func extendedAttribute(node: UInt64, name: String) throws(Errno) -> [UInt8] {
+    public func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8] {
         try tree.extendedAttribute(NodeID(node), name: name)
     }
 
-    public func extendedAttributeNames(node: UInt64) throws(Errno) -> [String] {
+    public func extendedAttributeNames(node: UInt64) throws(Errno) -> [[UInt8]] {
         try tree.extendedAttributeNames(NodeID(node))
     }
 
-    public func create(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
+    public func create(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t,
                        flags: Int32) throws(Errno) -> (Entry, OpenHandle) {
-        let (created, descriptor) = try make(context, parent, name, .file(mode: mode, flags: backingFlags(flags)))
-        tree.opened(NodeID(created.node), descriptor!)
-        return (created, OpenHandle(handle: UInt64(descriptor!.rawValue)))
+        let (created, made) = try make(context, parent, name, .file(mode: mode, flags: backingFlags(flags)))
+        guard let descriptor = made else { throw .ioError }
+        tree.opened(NodeID(created.node), descriptor)
+        return (created, OpenHandle(handle: UInt64(descriptor.rawValue)))
     }
 
-    public func makeDirectory(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t) throws(Errno) -> Entry {
+    public func makeDirectory(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t) throws(Errno) -> Entry {
         try make(context, parent, name, .directory(mode: mode)).0
     }
 
-    public func makeNode(_ context: RequestContext, parent: UInt64, name: String, mode: mode_t,
+    public func makeNode(_ context: RequestContext, parent: UInt64, name: [UInt8], mode: mode_t,
                          device: dev_t) throws(Errno) -> Entry {
         try make(context, parent, name, .special(mode: mode, device: device)).0
     }
 
-    public func makeSymlink(_ context: RequestContext, parent: UInt64, name: String, target: [UInt8]) throws(Errno) -> Entry {
+    public func makeSymlink(_ context: RequestContext, parent: UInt64, name: [UInt8], target: [UInt8]) throws(Errno) -> Entry {
         try make(context, parent, name, .symlink(target: target)).0
     }
 
-    public func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: String) throws(Errno) -> Entry {
+    public func link(_ context: RequestContext, node: UInt64, newParent: UInt64, newName: [UInt8]) throws(Errno) -> Entry {
         try make(context, newParent, newName, .hardLink(to: NodeID(node))).0
     }
 
     /// New objects belong to the caller, except that a setgid directory hands down its group (and, to
     /// subdirectories, its setgid bit), as on a local filesystem.
-    private func make(_ context: RequestContext, _ parent: UInt64, _ name: String,
+    private func make(_ context: RequestContext, _ parent: UInt64, _ bytes: [UInt8],
                       _ object: NewObject) throws(Errno) -> (Entry, FileDescriptor?) {
+        let name = try Name(bytes)
         // The daemon's own objects are owned as the backing filesystem makes them, which applies a setgid
         // parent's group as a local filesystem does; anyone else's are given their owner here.
         if context.uid == daemonOwner.uid, context.gid == daemonOwner.gid, !tree.mapsAttributes {
@@ -161,16 +163,17 @@ public final class StrataFileSystem: FileSystem {
         return (entry(created), descriptor)
     }
 
-    public func unlink(parent: UInt64, name: String) throws(Errno) {
-        try tree.remove(parent: NodeID(parent), name: name, directory: false)
+    public func unlink(parent: UInt64, name: [UInt8]) throws(Errno) {
+        try tree.remove(parent: NodeID(parent), name: try Name(name), directory: false)
     }
 
-    public func removeDirectory(parent: UInt64, name: String) throws(Errno) {
-        try tree.remove(parent: NodeID(parent), name: name, directory: true)
+    public func removeDirectory(parent: UInt64, name: [UInt8]) throws(Errno) {
+        try tree.remove(parent: NodeID(parent), name: try Name(name), directory: true)
     }
 
-    public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) throws(Errno) {
-        try tree.rename(parent: NodeID(parent), name: name, newParent: NodeID(newParent), newName: newName, flags: flags)
+    public func rename(parent: UInt64, name: [UInt8], newParent: UInt64, newName: [UInt8], flags: UInt32) throws(Errno) {
+        try tree.rename(parent: NodeID(parent), name: try Name(name), newParent: NodeID(newParent), newName: try Name(newName),
+                        flags: flags)
     }
 
     public func setAttributes(node: UInt64, _ changes: AttributeChanges, handle: UInt64?) throws(Errno) -> Attributes {
@@ -181,40 +184,40 @@ public final class StrataFileSystem: FileSystem {
         engine.size = changes.size
         engine.access = changes.access
         engine.modification = changes.modification
-        return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: handle.map { CInt($0) }), timeout: timeout)
+        return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: handle.map { CInt(truncatingIfNeeded: $0) }), timeout: timeout)
     }
 
     public func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int {
-        try data.write(to: CInt(handle), at: offset)
+        try data.write(to: CInt(truncatingIfNeeded: handle), at: offset)
     }
 
     public func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno) {
-        if !skipSync { try OpenFile.synchronize(CInt(handle), dataOnly: dataOnly) }
+        if !skipSync { try OpenFile.synchronize(CInt(truncatingIfNeeded: handle), dataOnly: dataOnly) }
     }
 
     public func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno) {
         if !skipSync { try tree.synchronizeDirectory(NodeID(node), dataOnly: dataOnly) }
     }
 
-    public func setExtendedAttribute(node: UInt64, name: String, value: [UInt8], flags: Int32) throws(Errno) {
+    public func setExtendedAttribute(node: UInt64, name: [UInt8], value: [UInt8], flags: Int32) throws(Errno) {
         try tree.setExtendedAttribute(NodeID(node), name: name, value: value, flags: flags)
     }
 
-    public func removeExtendedAttribute(node: UInt64, name: String) throws(Errno) {
+    public func removeExtendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) {
         try tree.removeExtendedAttribute(NodeID(node), name: name)
     }
 
     public func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
-        try OpenFile.allocate(CInt(handle), mode: mode, offset: offset, length: length)
+        try OpenFile.allocate(CInt(truncatingIfNeeded: handle), mode: mode, offset: offset, length: length)
     }
 
     public func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64 {
-        try OpenFile.seek(CInt(handle), offset: offset, whence: whence)
+        try OpenFile.seek(CInt(truncatingIfNeeded: handle), offset: offset, whence: whence)
     }
 
     public func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),
                           length: Int, flags: Int32) throws(Errno) -> Int {
-        try OpenFile.copyRange(from: CInt(from.handle), at: from.offset, to: CInt(to.handle), at: to.offset, length: length)
+        try OpenFile.copyRange(from: CInt(truncatingIfNeeded: from.handle), at: from.offset, to: CInt(truncatingIfNeeded: to.handle), at: to.offset, length: length)
     }
 
     private func entry(_ found: OverlayTree.Entry) -> Entry {
@@ -224,7 +227,7 @@ public final class StrataFileSystem: FileSystem {
     /// A readdirplus entry: a full lookup, except for "." and ".." (and names that vanished meanwhile), which
     /// go out as a name, type and inode number without a node.
     private func plusEntry(parent: UInt64, _ item: DirectoryEntry) -> Entry {
-        if item.name != ".", item.name != "..", let found = try? tree.lookup(parent: NodeID(parent), listed: item) {
+        if item.name.bytes != [0x2E], item.name.bytes != [0x2E, 0x2E], let found = try? tree.lookup(parent: NodeID(parent), listed: item) {
             return entry(found)
         }
         var attributes = stat()

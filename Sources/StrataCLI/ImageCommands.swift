@@ -62,7 +62,8 @@ struct Import: ParsableCommand {
     func run() throws {
         try StrataCommand.printing {
             try ImageCommands.importDirectory(directory, to: .init(tar: destination.tar, gzip: destination.gzip,
-                                                                   layout: destination.oci, base: nil, layerDirectory: nil))
+                                                                   layout: destination.oci, base: nil, layerDirectory: nil),
+                                              warn: StrataCommand.complain)
         }
     }
 }
@@ -81,6 +82,8 @@ struct Unpack: ParsableCommand {
     var whiteout: String = "chardev"
 
     func run() throws {
-        try StrataCommand.printing { try ImageCommands.unpack(image, into: destination, whiteouts: whiteout) }
+        try StrataCommand.printing {
+            try ImageCommands.unpack(image, into: destination, whiteouts: whiteout, warn: StrataCommand.complain)
+        }
     }
 }

@@ -18,11 +18,8 @@ struct InspectionOptions: ParsableArguments {
     }
 
     /// Opens the stack, runs `body`, prints what it returns; a failure prints the reason and exits 1.
-    func report(paths: [String], _ body: (Inspection, [String]) throws(Inspection.Failure) -> String) throws {
-        try StrataCommand.printing {
-            let (inspection, relative) = try Inspection.open(options: options, paths: paths)
-            return try body(inspection, relative)
-        }
+    func report(paths: [String], _ body: (Inspection) throws(Inspection.Failure) -> String) throws {
+        try StrataCommand.printing { try body(try Inspection.open(options: options, paths: paths)) }
     }
 }
 
@@ -36,9 +33,7 @@ struct Which: ParsableCommand {
     var paths: [String]
 
     func run() throws {
-        try inspection.report(paths: paths) { (stack, relative) throws(Inspection.Failure) in
-            try stack.which(relative, style: inspection.style())
-        }
+        try inspection.report(paths: paths) { stack throws(Inspection.Failure) in try stack.which(style: inspection.style()) }
     }
 }
 
@@ -63,8 +58,8 @@ struct List: ParsableCommand {
     var path: String = "."
 
     func run() throws {
-        try inspection.report(paths: [path]) { (stack, relative) throws(Inspection.Failure) in
-            try stack.list(relative[0], long: long, all: all, style: inspection.style(humanSizes: humanSizes))
+        try inspection.report(paths: [path]) { stack throws(Inspection.Failure) in
+            try stack.list(long: long, all: all, style: inspection.style(humanSizes: humanSizes))
         }
     }
 }
@@ -83,7 +78,7 @@ struct Layers: ParsableCommand {
     var path: String?
 
     func run() throws {
-        try inspection.report(paths: path.map { [$0] } ?? []) { (stack, _) throws(Inspection.Failure) in
+        try inspection.report(paths: path.map { [$0] } ?? []) { stack throws(Inspection.Failure) in
             try stack.layers(style: inspection.style(humanSizes: humanSizes))
         }
     }
@@ -99,7 +94,7 @@ struct Diff: ParsableCommand {
     var path: String?
 
     func run() throws {
-        try inspection.report(paths: path.map { [$0] } ?? []) { (stack, _) throws(Inspection.Failure) in
+        try inspection.report(paths: path.map { [$0] } ?? []) { stack throws(Inspection.Failure) in
             try stack.diff(style: inspection.style())
         }
     }

@@ -5,6 +5,12 @@ import Glibc
 import SystemPackage
 import XCTest
 
+/// A name from a test's literal (tests may trap on a literal they got wrong).
+func n(_ text: String) -> Name {
+    // swiftlint:disable:next force_try
+    try! Name(Array(text.utf8))
+}
+
 /// The engine on plain directories, no mount involved.
 final class OverlayTreeTests: XCTestCase {
     var root: String!
@@ -40,12 +46,12 @@ final class OverlayTreeTests: XCTestCase {
     }
 
     private func names(_ tree: OverlayTree, _ node: NodeID) throws -> [String] {
-        try tree.listDirectory(node).map(\.name).filter { $0 != "." && $0 != ".." }.sorted()
+        try tree.listDirectory(node).map { String(decoding: $0.name.bytes, as: UTF8.self) }.filter { $0 != "." && $0 != ".." }.sorted()
     }
 
     private func lookup(_ tree: OverlayTree, _ path: String) throws -> OverlayTree.Entry {
         var entry = OverlayTree.Entry(node: .root, attributes: try tree.attributes(of: .root))
-        for name in path.split(separator: "/") { entry = try tree.lookup(parent: entry.node, name: String(name)) }
+        for name in path.split(separator: "/") { entry = try tree.lookup(parent: entry.node, name: n(String(name))) }
         return entry
     }
 
@@ -62,7 +68,7 @@ final class OverlayTreeTests: XCTestCase {
         XCTAssertEqual(try names(overlay, etc.node), ["hostname", "shadow"])
         XCTAssertEqual(try lookup(overlay, "etc/hostname").attributes.st_size, 6)
         for hidden in ["passwd", "group", ".wh.group"] {
-            XCTAssertThrowsError(try overlay.lookup(parent: etc.node, name: hidden)) {
+            XCTAssertThrowsError(try overlay.lookup(parent: etc.node, name: n(hidden))) {
                 XCTAssertEqual($0 as? Errno, .noSuchFileOrDirectory, hidden)
             }
         }
@@ -93,7 +99,7 @@ final class OverlayTreeTests: XCTestCase {
         XCTAssertEqual(lstat(root + "/middle/dir", &middle), 0)
         XCTAssertEqual(directory.attributes.st_ino, middle.st_ino)
         XCTAssertEqual(directory.attributes.st_nlink, 1)
-        let entry = try overlay.listDirectory(.root).first { $0.name == "dir" }
+        let entry = try overlay.listDirectory(.root).first { $0.name == n("dir") }
         XCTAssertEqual(entry?.inode, UInt64(middle.st_ino))
         XCTAssertEqual(try names(overlay, directory.node), ["a", "b"])
     }
@@ -111,8 +117,8 @@ final class OverlayTreeTests: XCTestCase {
         let overlay = try tree()
         let directory = try lookup(overlay, "d")
         var nodes: [NodeID] = []
-        for index in 0..<100 { nodes.append(try overlay.lookup(parent: directory.node, name: "f\(index)").node) }
-        _ = try overlay.lookup(parent: directory.node, name: "f0")
+        for index in 0..<100 { nodes.append(try overlay.lookup(parent: directory.node, name: n("f\(index)")).node) }
+        _ = try overlay.lookup(parent: directory.node, name: n("f0"))
         XCTAssertEqual(overlay.nodeCount, 102)
         for node in nodes { overlay.forget(node, lookups: 1) }
         XCTAssertEqual(overlay.nodeCount, 3, "f0 was looked up twice and is still held")

@@ -36,7 +36,7 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertEqual(options.mapping.gids.ranges.map(\.count), [1])
         XCTAssertEqual(options.mapping.squashUID, 0)
         XCTAssertEqual(options.mapping.squashGID, 5)
-        XCTAssertEqual(options.mapping.permissionsXattr, "user.containers.override_stat")
+        XCTAssertEqual(options.mapping.permissionsXattr, Array("user.containers.override_stat".utf8))
         XCTAssertTrue(options.mapping.staticDirectoryLinks)
         XCTAssertFalse(options.acl)
         XCTAssertEqual(options.warnings, [])

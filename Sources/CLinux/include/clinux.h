@@ -19,6 +19,21 @@ extern const unsigned int CLinux_RENAME_WHITEOUT;
 extern const int CLinux_SEEK_DATA;
 extern const int CLinux_SEEK_HOLE;
 extern const long CLinux_UTIME_OMIT;
+extern const unsigned long long CLinux_RESOLVE_BENEATH;
+extern const unsigned long long CLinux_RESOLVE_NO_SYMLINKS;
+extern const unsigned long long CLinux_RESOLVE_NO_MAGICLINKS;
+extern const int CLinux_NAME_MAX;
+extern const int CLinux_PATH_MAX;
+
+/// openat2(2): `resolve` takes RESOLVE_* flags. Returns the descriptor, or -1 with errno set.
+int CLinux_openat2(int dirfd, const char *path, int flags, unsigned int mode, unsigned long long resolve);
+
+/// The *xattrat(2) calls of Linux 6.13 (name relative to `dirfd`, AT_SYMLINK_NOFOLLOW in `at_flags`);
+/// -1 with errno ENOSYS on older kernels.
+ssize_t CLinux_getxattrat(int dirfd, const char *path, int at_flags, const char *name, void *value, size_t size);
+ssize_t CLinux_listxattrat(int dirfd, const char *path, int at_flags, char *list, size_t size);
+int CLinux_setxattrat(int dirfd, const char *path, int at_flags, const char *name, const void *value, size_t size, int flags);
+int CLinux_removexattrat(int dirfd, const char *path, int at_flags, const char *name);
 
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);

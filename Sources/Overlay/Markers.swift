@@ -1,0 +1,165 @@
+import CLinux
+import Glibc
+import Logging
+import Synchronization
+import SystemPackage
+
+// The overlay's markers that carry a value, each validated as the kernel validates it before anything is
+// followed. A value that does not parse is an error for that object (or, where the kernel ignores it, ignored),
+// never a reason to look anywhere else.
+
+/// A directory stops the descent into lower layers when it carries an opaque xattr of "y" (trusted or user
+/// namespace, as the kernel and rootless tools write them) or holds the `.wh..wh..opq` marker. Any other
+/// value is not opaque, as in the kernel.
+enum OpaqueDirectory {
+    static let xattrNames = Xattr.overlay("opaque")
+    static let writableNames = Xattr.overlayForWriting("opaque")
+
+    /// `directory` is an `O_PATH` descriptor of the directory itself.
+    static func isOpaque(_ directory: CInt) throws(Errno) -> Bool {
+        for name in xattrNames where try Sys.xattr(Spot(directory, nil), name) == [0x79] { return true }
+        return try Sys.statIfPresent(Spot(directory, Whiteout.opaqueMarker)) != nil
+    }
+
+    static func isOpaque(_ layer: Layer, _ path: LayerPath) throws(Errno) -> Bool {
+        try layer.inDirectory(path) { fd throws(Errno) in try isOpaque(fd) }
+    }
+}
+
+/// A renamed directory's pointer to where its lower contents still are, in the kernel's `overlay.redirect`
+/// attribute: its old name in the same parent, or its old path from the layer root (with a leading slash).
+enum Redirect: Equatable {
+    case sibling(Name)
+    case absolute(LayerPath)
+
+    static let xattrNames = Xattr.overlay("redirect")
+    static let writableNames = Xattr.overlayForWriting("redirect")
+
+    /// The redirect a directory carries, nil when it carries none. An invalid value fails with the error the
+    /// kernel gives for it (EINVAL for a malformed value, EACCES for a "." or ".." component), once logged.
+    static func read(_ directory: CInt, layer: Layer, path: LayerPath) throws(Errno) -> Redirect? {
+        for name in xattrNames {
+            guard let value = try Sys.xattr(Spot(directory, nil), name) else { continue }
+            do {
+                return try parse(value)
+            } catch {
+                MarkerLog.invalid("redirect", value: value, layer: layer, path: path, error: error)
+                throw error
+            }
+        }
+        return nil
+    }
+
+    /// Parses a value as the kernel's ovl_get_redirect does, and also refuses names no directory can hold.
+    static func parse(_ value: [UInt8]) throws(Errno) -> Redirect {
+        guard !value.isEmpty, !value.contains(0), value.count < Int(CLinux_PATH_MAX) else { throw .invalidArgument }
+        guard value[0] == 0x2F else {
+            if value.contains(0x2F) { throw .invalidArgument }
+            return .sibling(try component(value))
+        }
+        var names: [Name] = []
+        for part in value.dropFirst().split(separator: 0x2F, omittingEmptySubsequences: false) {
+            names.append(try component(Array(part)))
+        }
+        return .absolute(LayerPath(names))
+    }
+
+    private static func component(_ bytes: [UInt8]) throws(Errno) -> Name {
+        if bytes.isEmpty || bytes.count > Int(CLinux_NAME_MAX) { throw .invalidArgument }
+        if bytes == [0x2E] || bytes == [0x2E, 0x2E] { throw .permissionDenied }
+        return try Name(bytes)
+    }
+
+    /// The value that records it.
+    var value: [UInt8] {
+        switch self {
+        case let .sibling(name): name.bytes
+        case let .absolute(path): [0x2F] + path.bytes
+        }
+    }
+}
+
+/// The kernel's `overlay.nlink`: a hard link's count relative to the upper file's ("U-1"). A value that does
+/// not parse is ignored with a warning, as the kernel does, and the real count shows.
+enum LinkCount {
+    static let xattrNames = Xattr.overlay("nlink")
+
+    static func delta(_ spot: Spot, layer: Layer, path: LayerPath) -> Int? {
+        for name in xattrNames {
+            guard let value = try? Sys.xattr(spot, name) else { continue }
+            if value.count >= 3, value.count <= 21, value[0] == 0x55, let delta = Int(String(decoding: value.dropFirst(), as: UTF8.self)) {
+                return delta
+            }
+            MarkerLog.invalid("nlink", value: value, layer: layer, path: path, error: .invalidArgument)
+            return nil
+        }
+        return nil
+    }
+}
+
+/// The inode number a copied-up file showed before, kept in an overlay-private attribute so that `st_ino`
+/// stays the same after copy-up and across remounts (the kernel keeps it through its origin file handle).
+/// Each daemon reads the form it would have written: root the trusted one, others the user one.
+enum OriginInode {
+    static let writableNames = Xattr.overlayForWriting("strata.ino")
+    private static let readable = Xattr.isRoot ? [writableNames[0]] : [writableNames[1]]
+
+    static func record(_ inode: UInt64, on target: BackingObject) throws(Errno) {
+        let value = Array(String(inode).utf8)
+        do throws(Errno) {
+            try target.setXattr(writableNames[0], value)
+        } catch .notPermitted, .notSupported {
+            try target.setXattr(writableNames[1], value)
+        }
+    }
+
+    /// nil when the object carries none, or one that is not a number (ignored, once logged).
+    static func read(_ spot: Spot, layer: Layer, path: LayerPath) -> UInt64? {
+        for name in readable {
+            guard let value = try? Sys.xattr(spot, name) else { continue }
+            if value.count <= 20, let inode = UInt64(String(decoding: value, as: UTF8.self)) { return inode }
+            MarkerLog.invalid("strata.ino", value: value, layer: layer, path: path, error: .invalidArgument)
+        }
+        return nil
+    }
+}
+
+/// Writes the overlay's own markers where the daemon may: the trusted namespace as root, else the user one.
+enum MarkerWriter {
+    static func set(_ names: [[UInt8]], _ value: [UInt8], on spot: Spot) throws(Errno) {
+        do throws(Errno) {
+            try Sys.setXattr(spot, names[0], value)
+        } catch .notPermitted, .notSupported {
+            try Sys.setXattr(spot, names[1], value)
+        }
+    }
+}
+
+/// One log line per object whose marker is invalid: the layer, the path, what is wrong. Bounded, so a layer
+/// full of bad markers cannot grow the daemon's memory or flood its log.
+enum MarkerLog {
+    private static let reported = Mutex<Set<String>>([])
+    private static let limit = 1000
+    static let logger = Logger(label: "strata.overlay")
+
+    static func invalid(_ marker: String, value: [UInt8], layer: Layer, path: LayerPath, error: Errno) {
+        let key = "\(layer.index)\u{0}\(path)\u{0}\(marker)"
+        let first: Bool? = reported.withLock { seen in
+            if seen.contains(key) { return false }
+            if seen.count >= limit { return nil }
+            seen.insert(key)
+            return true
+        }
+        switch first {
+        case true?:
+            let shown = Escaping.escape(Array(value.prefix(80))) + (value.count > 80 ? "..." : "")
+            logger.warning("layer \(layer.index) (\(layer.path)): \(path): invalid \(marker) \"\(shown)\": \(error)")
+        case nil:
+            if reported.withLock({ $0.insert("\u{0}limit").inserted }) {
+                logger.warning("more invalid markers than \(limit): no further ones are logged")
+            }
+        case false?:
+            break
+        }
+    }
+}
