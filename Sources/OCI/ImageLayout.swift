@@ -94,11 +94,13 @@ public struct ImageLayout {
     /// The layer blobs of the image tagged `tag`, bottom first, each checked against its digest.
     public func layerFiles(tagged tag: String) throws(Failure) -> [(path: String, gzip: Bool)] {
         let manifest = try manifest(tagged: tag, in: try readIndex())
+        var files: [(path: String, gzip: Bool)] = []
         for layer in manifest.layers {
-            let actual = try? fileDigest(blobPath(layer.digest))
-            if actual != layer.digest { throw Failure(description: "\(blobPath(layer.digest)): does not match its digest") }
+            let path = try blobPath(layer.digest)
+            if (try? fileDigest(path)) != layer.digest { throw Failure(description: "\(path): does not match its digest") }
+            files.append((path, layer.mediaType.hasSuffix("gzip")))
         }
-        return manifest.layers.map { (blobPath($0.digest), $0.mediaType.hasSuffix("gzip")) }
+        return files
     }
 
     private func manifest(tagged tag: String, in index: Index) throws(Failure) -> Manifest {
@@ -126,14 +128,24 @@ public struct ImageLayout {
         }
     }
 
-    private func blobPath(_ digest: String) -> String {
-        directory + "/blobs/sha256/" + digest.replacingOccurrences(of: "sha256:", with: "")
+    /// Where a blob lives. A digest comes from the layout's own JSON, which an image's author wrote: anything but
+    /// "sha256:" and 64 hex digits (a "../" in it, say) is refused before it becomes a path.
+    private func blobPath(_ digest: String) throws(Failure) -> String {
+        let hex = digest.utf8.dropFirst(7)
+        guard digest.hasPrefix("sha256:"), hex.count == 64,
+              hex.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw Failure(description: "\(directory): \(digest.debugDescription) is not a sha256 digest")
+        }
+        return directory + "/blobs/sha256/" + String(decoding: hex, as: UTF8.self)
     }
 
+    /// A JSON blob (a manifest or a config), checked against its digest before it is believed.
     private func decode<T: Decodable>(_ type: T.Type, blob digest: String) throws(Failure) -> T {
-        guard let data = FileManager.default.contents(atPath: blobPath(digest)) else {
+        let path = try blobPath(digest)
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw Failure(description: "\(directory): blob \(digest) is missing")
         }
+        guard Self.digest(data) == digest else { throw Failure(description: "\(path): does not match its digest") }
         do { return try JSONDecoder().decode(type, from: data) } catch { throw Failure(description: "blob \(digest): \(error)") }
     }
 
@@ -145,13 +157,17 @@ public struct ImageLayout {
 
     private func storeJSON<T: Encodable>(_ value: T) throws(Failure) -> (digest: String, size: Int64) {
         let data = try encode(value)
-        let digest = "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        try write(data, to: blobPath(digest))
+        let digest = Self.digest(data)
+        try write(data, to: try blobPath(digest))
         return (digest, Int64(data.count))
     }
 
+    private static func digest(_ data: Data) -> String {
+        "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
     private func store(file: String, digest: String) throws(Failure) {
-        let target = blobPath(digest)
+        let target = try blobPath(digest)
         if FileManager.default.fileExists(atPath: target) { return }
         do { try FileManager.default.copyItem(atPath: file, toPath: target) } catch {
             throw Failure(description: "\(target): \(error.localizedDescription)")

@@ -89,6 +89,6 @@ public enum LayerTar {
 }
 
 /// libarchive's message for the last failure on `archive`.
-func archiveError(_ archive: OpaquePointer) -> String {
-    archive_error_string(archive).map { String(cString: $0) } ?? "failed"
+func archiveError(_ archive: OpaquePointer, or fallback: String = "failed") -> String {
+    archive_error_string(archive).map { String(cString: $0) } ?? fallback
 }

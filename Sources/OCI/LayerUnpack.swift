@@ -29,7 +29,7 @@ public enum LayerUnpack {
         archive_read_support_format_all(reader)
         archive_read_support_filter_all(reader)
         guard archive_read_open_filename(reader, tarball, 1 << 16) == ARCHIVE_OK else {
-            throw LayerTar.Failure(description: "\(tarball): \(archiveError(reader))")
+            throw LayerTar.Failure(description: "\(tarball): entry 1: \(archiveError(reader, or: "not a tar archive"))")
         }
         let builder: LayerBuilder
         do { builder = try LayerBuilder(directory: destination) } catch {
@@ -44,11 +44,11 @@ public enum LayerUnpack {
             if status == ARCHIVE_EOF { break }
             count += 1
             guard status >= ARCHIVE_WARN, let entry else {
-                throw LayerTar.Failure(description: "\(tarball): entry \(count) (after \(previous)): \(archiveError(reader))")
+                throw LayerTar.Failure(description: "\(tarball): entry \(count) (after \(previous)): \(archiveError(reader, or: "a damaged header"))")
             }
             let name = bytes(archive_entry_pathname(entry))
-            let shown = Escaping.escape(name)
-            previous = "\"\(shown)\""
+            let shown = "\"" + Escaping.escape(name) + "\""
+            previous = shown
             do {
                 try unpack(entry, named: name, from: reader, into: builder, whiteouts: whiteouts, report: &report)
             } catch let refusal as TarRefusal {
@@ -67,6 +67,8 @@ public enum LayerUnpack {
                                into builder: LayerBuilder, whiteouts: WhiteoutForm, report: inout Report) throws {
         let path = try TarNames.path(name)
         let metadata = self.metadata(entry, name: name, report: &report)
+        let type = archive_entry_filetype(entry) & S_IFMT
+        if path.isRoot, type != S_IFDIR { throw TarRefusal("a non-directory cannot stand for the layer's root") }
         if let last = path.name, let parent = path.parent, last.bytes.starts(with: Array(".wh.".utf8)) {
             if last.bytes == Array(".wh..wh..opq".utf8) {
                 return try builder.opaque(parent, asFile: whiteouts == .file)
@@ -80,7 +82,6 @@ public enum LayerUnpack {
         if let link = archive_entry_hardlink(entry) {
             return try builder.hardLink(path, to: try TarNames.path(bytes(link)))
         }
-        let type = archive_entry_filetype(entry) & S_IFMT
         switch type {
         case S_IFDIR:
             try builder.directory(path, metadata)
@@ -92,7 +93,7 @@ public enum LayerUnpack {
         case S_IFCHR, S_IFBLK, S_IFIFO:
             try builder.special(path, mode: type, device: archive_entry_rdev(entry), metadata)
         default:
-            throw TarRefusal("an entry of unknown type \(String(type, radix: 8))")
+            throw TarRefusal(type == S_IFSOCK ? "a socket, which tar cannot carry" : "an entry of no known type (mode \(String(archive_entry_mode(entry), radix: 8)))")
         }
     }
 
@@ -106,7 +107,7 @@ public enum LayerUnpack {
             let key = bytes(xattrName)
             if ReservedXattr.isReserved(key) {
                 report.droppedXattrs += 1
-                if report.firstDropped == nil { report.firstDropped = "\(Escaping.escape(name)) (\(Escaping.escape(key)))" }
+                if report.firstDropped == nil { report.firstDropped = "\"\(Escaping.escape(name))\" (\(Escaping.escape(key)))" }
                 continue
             }
             xattrs.append((key, value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))

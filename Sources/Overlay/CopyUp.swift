@@ -72,7 +72,7 @@ extension LayerStack {
             }
         }
         // A file with as many blocks as bytes has no holes to look for.
-        if Int64(info.st_blocks) * 512 >= Int64(info.st_size) {
+        if Int64(info.st_blocks) >= Int64(info.st_size) / 512 + (info.st_size % 512 == 0 ? 0 : 1) {
             try copyRange(source, target, from: 0, to: info.st_size)
         } else {
             var position: off_t = 0

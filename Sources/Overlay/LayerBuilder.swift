@@ -180,10 +180,12 @@ public final class LayerBuilder {
             try object.chown(metadata.uid, metadata.gid)
         } catch .notPermitted where !asRoot {}
         if !isLink { try object.chmod(metadata.mode & 0o7777) }
+        // As GNU tar, an attribute the filesystem refuses (a namespace it lacks, a value it rejects, such as a
+        // malformed security.capability) is skipped, not fatal.
         for (name, value) in metadata.xattrs {
             do throws(Errno) {
                 try object.setXattr(name, value)
-            } catch .notPermitted, .notSupported, .permissionDenied {}
+            } catch .notPermitted, .notSupported, .permissionDenied, .invalidArgument, .outOfRange, .argListTooLong {}
         }
     }
 }

@@ -63,7 +63,8 @@ extension LayerStack {
             let child = path.appending(name)
             let sources = merged.flatMap { try? resolve(name, in: $0, root: root).sources }
             let here = Source(layer: layer.index, path: child)
-            if let sources, carriesRedirect(layer, child) {
+            // A redirect means something only where layers lie below (an imported root filesystem has none).
+            if let sources, layer.index < layers.count - 1, carriesRedirect(layer, child) {
                 // Renamed: opaque at its new path, with everything the merged view shows below it.
                 entries.append(try marker(.opaqueMarker, child.appending(Whiteout.opaqueMarker), of: here))
                 try exportMerged(child, sources, root: root, into: &entries)

@@ -79,19 +79,28 @@ enum Redirect: Equatable {
     }
 }
 
-/// The kernel's `overlay.nlink`: a hard link's count relative to the upper file's ("U-1"). A value that does
-/// not parse is ignored with a warning, as the kernel does, and the real count shows.
+/// The kernel's `overlay.nlink`: a copied-up hard link's count relative to the upper file's ("U-1"), which the
+/// kernel writes with index=on. Read as the kernel reads it (ovl_get_nlink): only on a file with a lower origin,
+/// at most 12 bytes, "U" or "L", a sign, a 32-bit number, a positive result. A value that does not parse is
+/// ignored with a warning, as the kernel does, and the real count shows; "L" (relative to the lower file's
+/// count, which a copied-up file no longer shows) is ignored too.
 enum LinkCount {
     static let xattrNames = Xattr.overlay("nlink")
+    private static let originNames = Xattr.overlay("origin") + OriginInode.writableNames
 
-    static func delta(_ spot: Spot, layer: Layer, path: LayerPath) -> Int? {
+    /// The count to show for an upper file whose real count is `real`; nil to show the real one.
+    static func count(_ spot: Spot, real: nlink_t, layer: Layer, path: LayerPath) -> nlink_t? {
         for name in xattrNames {
             guard let value = try? Sys.xattr(spot, name) else { continue }
-            if value.count >= 3, value.count <= 21, value[0] == 0x55, let delta = Int(String(decoding: value.dropFirst(), as: UTF8.self)) {
-                return delta
+            guard originNames.contains(where: { (try? Sys.xattr(spot, $0)) != nil }) else { return nil }
+            guard value.count >= 3, value.count <= 12, value[0] == 0x55 || value[0] == 0x4C, value[1] == 0x2B || value[1] == 0x2D,
+                  let delta = Int32(String(decoding: value.dropFirst(), as: UTF8.self)) else {
+                MarkerLog.invalid("nlink", value: value, layer: layer, path: path, error: .invalidArgument)
+                return nil
             }
-            MarkerLog.invalid("nlink", value: value, layer: layer, path: path, error: .invalidArgument)
-            return nil
+            guard value[0] == 0x55 else { return nil }
+            let count = Int64(clamping: real) + Int64(delta)
+            return count > 0 ? nlink_t(count) : nil
         }
         return nil
     }
@@ -132,6 +141,15 @@ enum MarkerWriter {
         } catch .notPermitted, .notSupported {
             try Sys.setXattr(spot, names[1], value)
         }
+    }
+}
+
+/// A state the engine's own bookkeeping should never reach: logged, and answered with EIO for that request
+/// alone, so that the mount stays up.
+enum Impossible {
+    static func state(_ what: String) -> Errno {
+        MarkerLog.logger.error("impossible state: \(what)")
+        return .ioError
     }
 }
 

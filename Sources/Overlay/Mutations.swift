@@ -23,7 +23,7 @@ extension OverlayTree {
     func copyUp(_ id: NodeID, data: Bool = true) throws(Errno) -> NodeView {
         let view = try nodes.view(id)
         guard let path = view.path else { throw .noSuchFileOrDirectory }
-        if stack.layers[view.sources[0].layer].isUpper { return view }
+        if stack.layers[try view.top.layer].isUpper { return view }
         try copyUp(path: path, data: data, known: view)
         return try nodes.view(id)
     }
@@ -34,19 +34,23 @@ extension OverlayTree {
         let id = known?.id ?? nodes.find(path).flatMap { nodes.isBound($0, at: path) ? $0 : nil }
         let sources: [Source]
         let inode: UInt64
+        let isDirectory: Bool
         if let known {
-            (sources, inode) = (known.sources, known.inode)
+            (sources, inode, isDirectory) = (known.sources, known.inode, known.isDirectory)
         } else if let id, case let view = try nodes.view(id) {
-            (sources, inode) = (view.sources, view.inode)
+            (sources, inode, isDirectory) = (view.sources, view.inode, view.isDirectory)
         } else if let resolution = try stack.resolve(path: path, rootSources: rootSources) {
-            (sources, inode) = (resolution.sources, resolution.inode)
+            (sources, inode, isDirectory) = (resolution.sources, resolution.inode, resolution.top.isDirectory)
         } else {
-            (sources, inode) = (rootSources, 0)
+            (sources, inode, isDirectory) = (rootSources, 0, true)
         }
-        if stack.layers[sources[0].layer].isUpper { return }
+        guard let source = sources.first else { throw Impossible.state("\(path) has no source") }
+        if stack.layers[source.layer].isUpper { return }
         if let parent = path.parent { try copyUp(path: parent, data: true) }
-        let source = sources[0]
         let lowerInfo = try stack.layers[source.layer].stat(source.path)
+        // A lower object that changed its type since it was looked up (a directory swapped for a link under the
+        // live mount) is not what the kernel holds: its node is stale.
+        if lowerInfo.isDirectory != isDirectory { throw .staleNFSFileHandle }
         try stack.copyUp(path, from: source, info: lowerInfo, inode: inode, data: data)
         if let id { nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory) }
         if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
@@ -334,13 +338,13 @@ extension OverlayTree {
             guard let fd = descriptor ?? view.openDescriptors.first else { throw .noSuchFileOrDirectory }
             return try body(.descriptor(fd))
         }
-        let source = copyingUp ? try copyUp(id, data: data).sources[0] : view.sources[0]
+        let source = copyingUp ? try copyUp(id, data: data).top : try view.top
         return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try body(.spot(spot)) }
     }
 
     /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
     public func openForWriting(_ id: NodeID, flags: Int32) throws(Errno) -> FileDescriptor {
-        let source = try copyUp(id, data: flags & O_TRUNC == 0).sources[0]
+        let source = try copyUp(id, data: flags & O_TRUNC == 0).top
         let kept = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
         let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, kept) }
         return FileDescriptor(rawValue: fd)

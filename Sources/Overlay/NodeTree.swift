@@ -56,10 +56,19 @@ struct NodeView: Sendable {
     let path: LayerPath?
     let sources: [Source]
     let inode: UInt64
+    let isDirectory: Bool
     let isMerged: Bool
     let openDescriptors: [CInt]
 
     var isDetached: Bool { path == nil }
+
+    /// The source that serves it. Every node has one; a node without is an impossible state, answered with EIO.
+    var top: Source {
+        get throws(Errno) {
+            guard let first = sources.first else { throw Impossible.state("node \(id.rawValue) has no source") }
+            return first
+        }
+    }
 }
 
 /// The tree of node ids handed to the kernel. A node stays until the kernel forgets every lookup of it and
@@ -107,8 +116,8 @@ final class NodeTree: Sendable {
         let path = Self.path(id.rawValue, in: &state)
         var sources = node.lowers
         if node.inUpper, let upperLayer, let path { sources.insert(Source(layer: upperLayer, path: path), at: 0) }
-        return NodeView(id: id, path: path, sources: sources, inode: node.inode, isMerged: node.isMerged,
-                        openDescriptors: node.openDescriptors)
+        return NodeView(id: id, path: path, sources: sources, inode: node.inode, isDirectory: node.isDirectory,
+                        isMerged: node.isMerged, openDescriptors: node.openDescriptors)
     }
 
     /// The merged path of a node: its parent's plus its name, each cached until the next rename; nil when a

@@ -29,7 +29,7 @@ public enum OpenFile {
 extension OverlayTree {
     /// fsyncdir: what changed in a directory was changed in its upper copy; one only in lower layers is unchanged.
     public func synchronizeDirectory(_ id: NodeID, dataOnly: Bool) throws(Errno) {
-        let source = try nodes.view(id).sources[0]
+        let source = try nodes.view(id).top
         let layer = stack.layers[source.layer]
         guard layer.isUpper else { return }
         let fd = try layer.openDirectory(source.path, forReading: true)

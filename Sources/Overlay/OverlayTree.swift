@@ -62,7 +62,7 @@ public final class OverlayTree: Sendable {
         let view = try nodes.view(node, includingDetached: true)
         guard let fd = descriptor ?? (view.isDetached ? view.openDescriptors.first : nil) else {
             if view.isDetached { throw .noSuchFileOrDirectory }
-            return try stack.attributes(of: view.sources[0], inode: view.inode, merged: view.isMerged)
+            return try stack.attributes(of: try view.top, inode: view.inode, merged: view.isMerged)
         }
         var info = try Sys.fstat(fd)
         info.st_ino = ino_t(view.inode)
@@ -75,13 +75,13 @@ public final class OverlayTree: Sendable {
     public func closed(_ node: NodeID, _ descriptor: CInt) { nodes.closed(node, descriptor) }
 
     public func readlink(_ node: NodeID) throws(Errno) -> [UInt8] {
-        let source = try nodes.view(node).sources[0]
+        let source = try nodes.view(node).top
         return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.readlink(spot) }
     }
 
     /// Opens the backing file for reading. The caller owns the descriptor.
     public func openForReading(_ node: NodeID) throws(Errno) -> FileDescriptor {
-        let source = try nodes.view(node).sources[0]
+        let source = try nodes.view(node).top
         let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
         return FileDescriptor(rawValue: fd)
     }

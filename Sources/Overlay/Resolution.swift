@@ -193,9 +193,8 @@ extension LayerStack {
         if merged { shown.st_nlink = 1 }
         let layer = layers[source.layer]
         if let spot, !info.isDirectory, info.st_nlink > 1, layer.isUpper,
-           let delta = LinkCount.delta(spot, layer: layer, path: source.path) {
-            let count = Int(clamping: info.st_nlink).addingReportingOverflow(delta)
-            shown.st_nlink = nlink_t(clamping: count.overflow ? 1 : max(1, count.partialValue))
+           let count = LinkCount.count(spot, real: info.st_nlink, layer: layer, path: source.path) {
+            shown.st_nlink = count
         }
         mapping.present(&shown) { name in spot.flatMap { try? Sys.xattr($0, name) } }
         return shown

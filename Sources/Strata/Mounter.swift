@@ -13,7 +13,6 @@ public enum Mounter {
     /// process exits 0 as soon as the mount is live.
     public static func serve(_ plan: MountPlan, foreground: Bool, debug: Bool) throws(Failure) {
         if !(foreground || debug) { closeInheritedDescriptors() }
-        DaemonLog.install()
         let tree: OverlayTree
         do {
             let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)

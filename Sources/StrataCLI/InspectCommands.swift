@@ -19,7 +19,7 @@ struct InspectionOptions: ParsableArguments {
 
     /// Opens the stack, runs `body`, prints what it returns; a failure prints the reason and exits 1.
     func report(paths: [String], _ body: (Inspection) throws(Inspection.Failure) -> String) throws {
-        try StrataCommand.printing { try body(try Inspection.open(options: options, paths: paths)) }
+        try StrataCommand.printing { try body(try Inspection.open(options: options, paths: paths.map(RawArguments.bytes))) }
     }
 }
 

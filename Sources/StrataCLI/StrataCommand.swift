@@ -52,6 +52,7 @@ struct StrataCommand: ParsableCommand {
 
     /// fuse-overlayfs and libfuse also take the option list glued to the flag (`-olowerdir=...`).
     static func main() {
+        DaemonLog.install()
         let arguments = CommandLine.arguments.dropFirst().flatMap { argument in
             argument.hasPrefix("-o") && argument.count > 2 ? ["-o", String(argument.dropFirst(2))] : [argument]
         }

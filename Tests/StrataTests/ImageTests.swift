@@ -131,6 +131,71 @@ final class ImageTests: XCTestCase {
         let tampered = Shell.run(["bash", "-c", "cd \(work) && '\(Paths.strata)' unpack layout:tampered out-tampered"], timeout: 60)
         XCTAssertNotEqual(tampered.status, 0)
         XCTAssertTrue(tampered.error.contains("does not match its digest"), tampered.error)
+        // A digest in the layout's JSON that climbs out of blobs/ is no digest at all.
+        Shell.bash("cd \(work) && cp -r absolute climbing && sed -i 's|\"digest\": *\"sha256:[0-9a-f]*\"|\"digest\":\"sha256:../../../../../etc/passwd\"|' climbing/index.json")
+        let climbing = Shell.run(["bash", "-c", "cd \(work) && '\(Paths.strata)' unpack climbing:evil out-climbing"], timeout: 60)
+        XCTAssertEqual(climbing.status, 1)
+        XCTAssertTrue(climbing.error.contains("is not a sha256 digest"), climbing.error)
+    }
+
+    /// Names of every shape unpack as GNU tar extracts them (one character, ./, //, trailing slashes, 255 bytes,
+    /// non-UTF-8, duplicates, a file over an empty directory and a directory over a file); a file over a directory
+    /// that still holds something is refused by its name, as GNU tar refuses it.
+    func testTarNamesOfEveryShapeUnpackAsGNUTar() {
+        let work = scratch.sub("shapes")
+        Shell.bash("mkdir -p \(work)/gnu \(work)/gnu-full && python3 '\(Paths.fixtures)/shape-tars.py' \(work)")
+        Shell.bash("tar -xf \(work)/shapes.tar -C \(work)/gnu")
+        let outcome = Shell.run([Paths.strata, "unpack", "--whiteout", "file", "\(work)/layout:shapes", "\(work)/strata"])
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        let listing = "find . -mindepth 1 -printf '%p %y %s %m\\n' | LC_ALL=C sort | od -An -c"
+        XCTAssertEqual(Shell.bash("cd \(work)/strata/0 && \(listing)"), Shell.bash("cd \(work)/gnu && \(listing)"))
+        XCTAssertEqual(Shell.bash("cat \(work)/strata/0/dup \(work)/strata/0/emptydir"), "twonow a file")
+        let gnu = Shell.run(["tar", "-xf", "\(work)/nonempty.tar", "-C", "\(work)/gnu-full"])
+        XCTAssertNotEqual(gnu.status, 0)
+        let refused = Shell.run([Paths.strata, "unpack", "\(work)/layout:nonempty", "\(work)/strata-full"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.error.contains("refused tar entry \"full\": it would replace a directory that is not empty"), refused.error)
+    }
+
+    /// Overlay-private attributes in a tarball's PAX headers (a redirect that would climb out, among them) are
+    /// dropped, counted in one warning, and never written; other attributes are kept.
+    func testUnpackDropsOverlayPrivateAttributes() {
+        let work = scratch.sub("private")
+        Shell.bash("""
+            mkdir -p \(work)/src/dir && echo x > \(work)/src/dir/file
+            setfattr -n trusted.overlay.redirect -v /../../etc \(work)/src/dir
+            setfattr -n user.overlay.opaque -v y \(work)/src/dir; setfattr -n user.strata.layer -v 0 \(work)/src/dir/file
+            setfattr -n user.kept -v yes \(work)/src/dir/file
+            cd \(work)/src && tar --xattrs --xattrs-include='*' --format=pax -cf \(work)/layer.tar dir
+            """)
+        // GNU tar stores them: the tarball really carries what an image could.
+        XCTAssertTrue(Shell.bash("tar --xattrs --xattrs-include='*' -tvvf \(work)/layer.tar; strings \(work)/layer.tar")
+            .contains("trusted.overlay.redirect"))
+        let layout = "\(work)/layout"
+        Shell.bash("""
+            mkdir -p \(layout)/blobs/sha256 && cd \(layout)
+            layer=$(sha256sum ../layer.tar | cut -d' ' -f1); cp ../layer.tar blobs/sha256/$layer; size=$(stat -c %s ../layer.tar)
+            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $layer > config
+            config=$(sha256sum config | cut -d' ' -f1); mv config blobs/sha256/$config
+            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' $config $(stat -c %s blobs/sha256/$config) $layer $size > manifest
+            manifest=$(sha256sum manifest | cut -d' ' -f1); msize=$(stat -c %s manifest); mv manifest blobs/sha256/$manifest
+            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"x"}}]}' $manifest $msize > index.json
+            echo '{"imageLayoutVersion":"1.0.0"}' > oci-layout
+            """)
+        let outcome = Shell.run([Paths.strata, "unpack", "\(layout):x", "\(work)/out"])
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        let warnings = outcome.error.split(separator: "\n")
+        XCTAssertEqual(warnings.count, 1, outcome.error)
+        XCTAssertTrue(warnings.first?.contains("dropped 3 overlay-private attributes") == true, outcome.error)
+        XCTAssertEqual(Shell.bash("getfattr -R -d -m - --absolute-names \(work)/out/0 | grep -v '^#' | grep . | sort"), "user.kept=\"yes\"\n")
+        // Importing the same directory leaves them out of the image too, with one warning.
+        let imported = Shell.run([Paths.strata, "import", "\(work)/src", "--tar", "\(work)/imported.tar"])
+        XCTAssertEqual(imported.status, 0, imported.error)
+        XCTAssertEqual(imported.error.split(separator: "\n").count, 1, imported.error)
+        XCTAssertTrue(imported.error.contains("left out 3 overlay-private attributes"), imported.error)
+        let carried = Shell.bash("tar --xattrs --xattrs-include='*' -tvvf \(work)/imported.tar 2>&1; strings \(work)/imported.tar")
+        XCTAssertFalse(carried.contains("overlay.") || carried.contains("strata.layer"), carried)
+        XCTAssertTrue(carried.contains("user.kept"), carried)
     }
 
     func testImageRoundTripThroughARegistry() {

@@ -13,8 +13,8 @@ public struct Inspection {
         public let description: String
     }
 
-    /// Opens the stack and turns each of `paths` into a path relative to its root.
-    public static func open(options: [String], paths: [String]) throws(Failure) -> Inspection {
+    /// Opens the stack and turns each of `paths` (as the bytes the user gave) into a path relative to its root.
+    public static func open(options: [String], paths: [[UInt8]]) throws(Failure) -> Inspection {
         if !options.isEmpty {
             let parsed: MountOptions
             do { parsed = try MountOptions(parsing: options) } catch { throw Failure(description: error.description) }
@@ -25,16 +25,17 @@ public struct Inspection {
             return Inspection(stack: stack, paths: relativePaths)
         }
         guard let first = paths.first else { throw Failure(description: "give a path inside a Strata mount, or -o lowerdir=...") }
-        let (mountpoint, layers) = try findMount(containing: first)
+        let (mountpoint, layers) = try findMount(containing: String(decoding: first, as: UTF8.self))
         let upper = layers.first { $0.upper }?.directory
         let stack = try openStack(lowers: layers.filter { !$0.upper }.map(\.directory), upper: upper)
         var relativePaths: [LayerPath] = []
+        let root = try relative(Array(mountpoint.utf8))
         for path in paths {
-            let absolute = Self.absolute(path)
-            guard absolute == mountpoint || absolute.hasPrefix(mountpoint + "/") else {
-                throw Failure(description: "\(path): outside the Strata mount at \(mountpoint)")
+            let absolute = try relative((path.first == 0x2F ? [] : Array(FileManager.default.currentDirectoryPath.utf8) + [0x2F]) + path)
+            guard absolute.isWithin(root) else {
+                throw Failure(description: "\(Escaping.escape(path)): outside the Strata mount at \(mountpoint)")
             }
-            relativePaths.append(try relative(String(absolute.dropFirst(mountpoint.count))))
+            relativePaths.append(LayerPath(absolute.components.dropFirst(root.depth)))
         }
         return Inspection(stack: stack, paths: relativePaths)
     }
@@ -87,15 +88,15 @@ public struct Inspection {
     }
 
     /// A path the user typed, relative to the merged root: "." and empty components are nothing, ".." goes up.
-    private static func relative(_ path: String) throws(Failure) -> LayerPath {
+    private static func relative(_ path: [UInt8]) throws(Failure) -> LayerPath {
         var names: [Name] = []
-        for part in path.utf8.split(separator: UInt8(ascii: "/")) where !part.elementsEqual([UInt8(ascii: ".")]) {
+        for part in path.split(separator: UInt8(ascii: "/")) where !part.elementsEqual([UInt8(ascii: ".")]) {
             if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
                 _ = names.popLast()
                 continue
             }
             do { names.append(try Name(Array(part))) } catch {
-                throw Failure(description: "\(path): \(error)")
+                throw Failure(description: "\(Escaping.escape(path)): \(error)")
             }
         }
         return LayerPath(names)
