@@ -24,7 +24,7 @@ let package = Package(
             "CLinux",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], exclude: ["CONCURRENCY.md"]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .target(name: "OCI", dependencies: [
             "CArchive", "CLinux", "Overlay",

@@ -9,9 +9,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 STRATA_BINARY="$PWD/.build/release/strata" swift test --disable-swift-testing 2>&1 | tee "$log" || status=$?
-summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
-total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -1 || true)
 if [ -z "$summary" ]; then echo "no test summary found" >&2; exit 1; fi
-echo "$((total - failed)) passed, $failed failed"
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+skipped=$(sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p' <<<"$summary")
+echo "$((total - failed - ${skipped:-0})) passed, $failed failed${skipped:+, $skipped skipped}"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

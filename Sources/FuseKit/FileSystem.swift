@@ -6,6 +6,8 @@ import SystemPackage
 public protocol FileSystem: Sendable {
     /// What the server asks the kernel for at `init`; only what the kernel also offers is turned on.
     var capabilities: Capabilities { get }
+    /// What libfuse would turn on by itself that the server does not want.
+    var declinedCapabilities: Capabilities { get }
 
     func lookup(_ context: RequestContext, parent: UInt64, name: [UInt8]) throws(Errno) -> Entry
     func forget(node: UInt64, lookups: UInt64)
@@ -133,4 +135,6 @@ public struct Capabilities: OptionSet, Sendable {
     public static let writebackCache = Capabilities(rawValue: 1 << 16)
     /// The kernel enforces POSIX ACLs (and turns default_permissions on).
     public static let posixACL = Capabilities(rawValue: 1 << 19)
+    /// The server, not the kernel, clears setuid and setgid bits on write, truncate and chown.
+    public static let handleKillPriv = Capabilities(rawValue: 1 << 20)
 }

@@ -42,6 +42,7 @@ extension fuse_lowlevel_ops {
             guard let userdata, let connection else { return }
             let fileSystem = Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue().fileSystem
             connection.pointee.want |= connection.pointee.capable & fileSystem.capabilities.rawValue
+            connection.pointee.want &= ~fileSystem.declinedCapabilities.rawValue
         }
         ops.lookup = { request, parent, name in
             answerEntry(request) { fs, context throws(Errno) in

@@ -58,21 +58,16 @@ public final class Session {
     }
 
     /// Serves requests until the file system is unmounted (`fusermount3 -u`) or SIGINT, SIGTERM or SIGHUP
-    /// arrives. True when it ended that way, false on a transport error.
-    public func run(threads: Int) -> Bool {
+    /// arrives, on libfuse's pool of threads (each with its own /dev/fuse descriptor) or, `threaded: false`, on
+    /// this one. True when it ended that way, false on a transport error.
+    public func run(threaded: Bool) -> Bool {
         Self.restoreTerminationSignals()
         fuse_set_signal_handlers(session)
         defer { fuse_remove_signal_handlers(session) }
-        let result: Int32
-        if threads > 1 {
-            let config = fuse_loop_cfg_create()
-            fuse_loop_cfg_set_max_threads(config, UInt32(threads))
-            result = fuse_session_loop_mt(session, config)
-            fuse_loop_cfg_destroy(config)
-        } else {
-            result = fuse_session_loop(session)
-        }
-        return result >= 0
+        guard threaded, let config = fuse_loop_cfg_create() else { return fuse_session_loop(session) >= 0 }
+        defer { fuse_loop_cfg_destroy(config) }
+        fuse_loop_cfg_set_clone_fd(config, 1)
+        return fuse_session_loop_mt(session, config) >= 0
     }
 
     public func unmount() {

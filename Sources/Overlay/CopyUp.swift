@@ -4,14 +4,13 @@ import Synchronization
 import SystemPackage
 
 /// Copying an object from a lower layer into the upper one: built in the work directory with its content,
-/// owner, mode, extended attributes and times, then renamed into place in one step.
+/// owner, mode, extended attributes and times (`stageCopy`), then renamed into place in one step (`install`).
 extension LayerStack {
-    /// Copies `source` (a lower layer's object, whose attributes are `info`) to `path` in the upper layer,
-    /// whose parent must already exist there. `data: false` copies only metadata (for an open with O_TRUNC).
-    /// `inode` is the number the file showed, recorded so that it keeps showing it.
-    func copyUp(_ path: LayerPath, from source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) {
-        let (upper, work) = try writable()
-        guard let parent = path.parent, let name = path.name else { return }
+    /// Builds a copy of `source` (a lower layer's object, whose attributes are `info`) in the work directory and
+    /// returns its name there. `data: false` copies only metadata (for an open with O_TRUNC). `inode` is the
+    /// number the file showed, recorded so that it keeps showing it.
+    func stageCopy(of source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) -> Name {
+        let (_, work) = try writable()
         let lower = layers[source.layer]
         let temporary = work.temporaryName()
         let staged = Spot(work.fd, temporary)
@@ -30,15 +29,22 @@ extension LayerStack {
                 // A directory shows its lower directory's number without a record (see Resolution).
                 if !info.isDirectory { try OriginInode.record(inode, on: .spot(staged)) }
             }
-            // Moving the copy in touches its parent; a copy-up is no change to the parent, so its times stay.
-            try upper.inDirectory(parent) { directory throws(Errno) in
-                let parentInfo = try Sys.stat(Spot(directory, nil))
-                try Sys.rename(staged, Spot(directory, name), CLinux_RENAME_NOREPLACE)
-                try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
-            }
         } catch {
             work.discard(temporary)
             throw error
+        }
+        return temporary
+    }
+
+    /// Moves a staged copy to `path` in the upper layer, whose parent must exist there. Moving it in touches the
+    /// parent; a copy-up is no change to the parent, so its times stay.
+    func install(_ staged: Name, at path: LayerPath) throws(Errno) {
+        let (upper, work) = try writable()
+        guard let parent = path.parent, let name = path.name else { throw Impossible.state("copy-up of the root") }
+        try upper.inDirectory(parent) { directory throws(Errno) in
+            let parentInfo = try Sys.stat(Spot(directory, nil))
+            try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE)
+            try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
         }
     }
 

@@ -24,37 +24,55 @@ extension OverlayTree {
         let view = try nodes.view(id)
         guard let path = view.path else { throw .noSuchFileOrDirectory }
         if stack.layers[try view.top.layer].isUpper { return view }
-        try copyUp(path: path, data: data, known: view)
+        try copyUp(path: path, data: data, node: id)
         return try nodes.view(id)
     }
 
-    /// Copies the object at a merged path up (its parents first). `known` is its node when the caller has it;
-    /// otherwise the node the kernel holds there is used, or the path is resolved from the root.
-    private func copyUp(path: LayerPath, data: Bool, known: NodeView? = nil) throws(Errno) {
-        let id = known?.id ?? nodes.find(path).flatMap { nodes.isBound($0, at: path) ? $0 : nil }
-        let sources: [Source]
-        let inode: UInt64
-        let isDirectory: Bool
-        if let known {
-            (sources, inode, isDirectory) = (known.sources, known.inode, known.isDirectory)
-        } else if let id, case let view = try nodes.view(id) {
-            (sources, inode, isDirectory) = (view.sources, view.inode, view.isDirectory)
-        } else if let resolution = try stack.resolve(path: path, rootSources: rootSources) {
-            (sources, inode, isDirectory) = (resolution.sources, resolution.inode, resolution.top.isDirectory)
-        } else {
-            (sources, inode, isDirectory) = (rootSources, 0, true)
+    /// What an object is now: its sources, number and type, from the node the kernel holds for it or resolved
+    /// from the root.
+    private func current(_ path: LayerPath, _ id: NodeID?) throws(Errno) -> (sources: [Source], inode: UInt64, isDirectory: Bool) {
+        if let id {
+            let view = try nodes.view(id)
+            return (view.sources, view.inode, view.isDirectory)
         }
-        guard let source = sources.first else { throw Impossible.state("\(path) has no source") }
-        if stack.layers[source.layer].isUpper { return }
+        guard let resolution = try stack.resolve(path: path, rootSources: rootSources) else {
+            return (rootSources, 0, true)
+        }
+        return (resolution.sources, resolution.inode, resolution.top.isDirectory)
+    }
+
+    /// Copies the object at a merged path up, its parents first. `node` is the node the kernel holds for it, if
+    /// any (otherwise the one bound at the path is used). Each object is copied once: a second thread waits on
+    /// the object's lock and finds the copy done.
+    private func copyUp(path: LayerPath, data: Bool, node: NodeID? = nil) throws(Errno) {
+        let id = node ?? nodes.find(path).flatMap { nodes.isBound($0, at: path) ? $0 : nil }
+        guard let first = try current(path, id).sources.first else { throw Impossible.state("\(path) has no source") }
+        if stack.layers[first.layer].isUpper { return }
         if let parent = path.parent { try copyUp(path: parent, data: true) }
-        let lowerInfo = try stack.layers[source.layer].stat(source.path)
-        // A lower object that changed its type since it was looked up (a directory swapped for a link under the
-        // live mount) is not what the kernel holds: its node is stale.
-        if lowerInfo.isDirectory != isDirectory { throw .staleNFSFileHandle }
-        try stack.copyUp(path, from: source, info: lowerInfo, inode: inode, data: data)
-        if let id { nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory) }
-        if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
-            try linkUp(otherNamesOf: source, copiedTo: path, node: id)
+        try locks.withObject(id.map { .node($0.rawValue) } ?? .path(path)) { () throws(Errno) in
+            let (sources, inode, isDirectory) = try current(path, id)
+            guard let source = sources.first else { throw Impossible.state("\(path) has no source") }
+            if stack.layers[source.layer].isUpper { return }
+            let lowerInfo = try stack.layers[source.layer].stat(source.path)
+            // A lower object that changed its type since it was looked up (a directory swapped for a link under
+            // the live mount) is not what the kernel holds: its node is stale.
+            if lowerInfo.isDirectory != isDirectory { throw .staleNFSFileHandle }
+            let staged = try stack.stageCopy(of: source, info: lowerInfo, inode: inode, data: data)
+            do throws(Errno) {
+                try locks.withNamespace { () throws(Errno) in
+                    // Where the object is now: a rename may have moved it (and its upper parent) meanwhile.
+                    let target = try id.map { id throws(Errno) in try nodes.view(id).path } ?? path
+                    guard let target else { throw .noSuchFileOrDirectory }
+                    try stack.install(staged, at: target)
+                    if let id { nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory) }
+                }
+            } catch {
+                try? stack.writable().1.discard(staged)
+                throw error
+            }
+            if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
+                try linkUp(otherNamesOf: source, copiedTo: id.flatMap { try? nodes.view($0).path } ?? path, node: id)
+            }
         }
     }
 
@@ -65,20 +83,24 @@ extension OverlayTree {
         let lower = stack.layers[source.layer]
         let lowerInode = try lower.stat(source.path).st_ino
         for name in stack.hardLinks.names(of: lowerInode, in: lower) where name != source.path {
-            // Only names the merged view still serves from this very file (not whited out, not overridden).
-            guard let other = try? stack.resolve(path: name, rootSources: rootSources),
-                  other.sources[0] == Source(layer: source.layer, path: name),
-                  let parent = name.parent, let last = name.name else { continue }
+            guard let parent = name.parent, let last = name.name else { continue }
+            guard (try? stack.resolve(path: name, rootSources: rootSources))?.sources.first == Source(layer: source.layer, path: name)
+            else { continue }
             try copyUp(path: parent, data: true)
-            // Like the copy-up itself, linking the other names is no change to their directories.
-            try upper.at(path) { copy throws(Errno) in
-                try upper.inDirectory(parent) { directory throws(Errno) in
-                    let parentInfo = try Sys.stat(Spot(directory, nil))
-                    try Sys.link(copy, Spot(directory, last))
-                    try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+            try locks.withNamespace { () throws(Errno) in
+                // Only names the merged view still serves from this very file (not whited out, not overridden).
+                guard let other = try? stack.resolve(path: name, rootSources: rootSources),
+                      other.sources.first == Source(layer: source.layer, path: name) else { return }
+                // Like the copy-up itself, linking the other names is no change to their directories.
+                try upper.at(path) { copy throws(Errno) in
+                    try upper.inDirectory(parent) { directory throws(Errno) in
+                        let parentInfo = try Sys.stat(Spot(directory, nil))
+                        try Sys.link(copy, Spot(directory, last))
+                        try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+                    }
                 }
+                if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
             }
-            if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
         }
         if let node { nodes.alias(node, FileKey(layer: upper.index, inode: try upper.stat(path).st_ino)) }
     }
@@ -96,29 +118,35 @@ extension OverlayTree {
     public func create(parent: NodeID, name: Name, _ object: NewObject,
                        owner: (uid: uid_t, gid: gid_t)?) throws(Errno) -> (Entry, FileDescriptor?) {
         if Whiteout.isReserved(name) { throw .invalidArgument }
-        let directory = try copyUp(parent)
-        guard let parentPath = directory.path else { throw .noSuchFileOrDirectory }
-        guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, root: rootSources) else {
-            throw .fileExists
+        try copyUp(parent)
+        var linkSource: NodeID?
+        if case let .hardLink(target) = object {
+            try copyUp(target)
+            linkSource = target
         }
         let (upper, work) = try stack.writable()
-        var linkSource: LayerPath?
-        if case let .hardLink(target) = object {
-            linkSource = try copyUp(target).path
+        return try locks.withNamespace { () throws(Errno) -> (Entry, FileDescriptor?) in
+            let directory = try nodes.view(parent)
+            guard let parentPath = directory.path else { throw .noSuchFileOrDirectory }
+            guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, root: rootSources) else {
+                throw .fileExists
+            }
+            let linkPath = try linkSource.map { id throws(Errno) in try nodes.view(id).path }
+            if linkSource != nil, linkPath == nil { throw .noSuchFileOrDirectory }
+            let path = parentPath.appending(name)
+            let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
+                try make(object, name: name, in: directory, over: whiteout, linking: linkPath ?? nil, owner: owner, upper, work)
+            }
+            // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
+            var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
+            if let target = linkSource {
+                // A new name of an existing file: it shows the number that file shows.
+                resolution.inode = try nodes.view(target).inode
+                nodes.link(target, as: name, in: parent, file: FileKey(layer: upper.index, inode: resolution.top.st_ino))
+                return (Entry(node: target, attributes: try stack.shown(resolution)), nil)
+            }
+            return (try remember(parent, name, resolution), descriptor)
         }
-        let path = parentPath.appending(name)
-        let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
-            try make(object, name: name, in: directory, over: whiteout, linking: linkSource, owner: owner, upper, work)
-        }
-        // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
-        var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
-        if case let .hardLink(target) = object {
-            // A new name of an existing file: it shows the number that file shows.
-            resolution.inode = try nodes.view(target).inode
-            nodes.link(target, as: name, in: parent, file: FileKey(layer: upper.index, inode: resolution.top.st_ino))
-            return (Entry(node: target, attributes: try stack.shown(resolution)), nil)
-        }
-        return (try remember(parent, name, resolution), descriptor)
     }
 
     /// Makes the object in the upper directory `directory`. Over a device whiteout it is built aside and
@@ -186,86 +214,102 @@ extension OverlayTree {
         if directory != resolution.top.isDirectory { throw directory ? .notDirectory : .isDirectory }
         if directory, try !stack.mergedEntries(resolution.sources).isEmpty { throw .directoryNotEmpty }
         try copyUp(parent)
-        let path = parentPath.appending(name)
         // Removing one name of a lower hard-linked file leaves the others with one link fewer, as the kernel
         // shows with index=on: the file moves up (all its names linked to the copy), then this name goes.
         if !directory, resolution.top.st_nlink > 1, !stack.layers[resolution.sources[0].layer].isUpper {
-            try copyUp(path: path, data: true)
+            try copyUp(path: parentPath.appending(name), data: true)
         }
-        // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
-        let uncovers = stack.lowerHolds(name, in: parentView.sources, root: rootSources)
-        try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
-            if uncovers {
-                try stack.placeWhiteout(name, in: upperDirectory)
-            } else {
-                try stack.removeUpperEntry(Spot(upperDirectory, name), resolution.top)
+        let upper = try upper
+        try locks.withNamespace { () throws(Errno) in
+            let parentView = try nodes.view(parent)
+            guard let parentPath = parentView.path else { throw .noSuchFileOrDirectory }
+            guard let resolution = try existing(name, in: parentView) else { throw .noSuchFileOrDirectory }
+            // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
+            let uncovers = stack.lowerHolds(name, in: parentView.sources, root: rootSources)
+            try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
+                if uncovers {
+                    try stack.placeWhiteout(name, in: upperDirectory)
+                } else {
+                    try stack.removeUpperEntry(Spot(upperDirectory, name), resolution.top)
+                }
             }
+            nodes.detach(parent, name)
         }
-        nodes.detach(parent, name)
     }
 
     /// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE.
     public func rename(parent: NodeID, name: Name, newParent: NodeID, newName: Name, flags: UInt32) throws(Errno) {
         if Whiteout.isReserved(newName) { throw .invalidArgument }
+        let exchange = flags & CLinux_RENAME_EXCHANGE != 0
+        // Checks first, then the copy-ups they call for (each under its own lock), then the change itself under
+        // the namespace lock, with everything looked at again there.
+        let (_, target, from, to) = try renameCase(parent, name, newParent, newName, flags: flags)
+        if from == to { return }
+        try copyUp(path: from, data: true)
+        if exchange {
+            try copyUp(path: to, data: true)
+        } else {
+            try copyUp(newParent)
+            // Replacing one name of a lower hard-linked file leaves its other names one link fewer (see remove).
+            if let target, !target.top.isDirectory, target.top.st_nlink > 1, !stack.layers[target.sources[0].layer].isUpper {
+                try copyUp(path: to, data: true)
+            }
+        }
+        let upper = try upper
+        try locks.withNamespace { () throws(Errno) in
+            let (source, target, from, to) = try renameCase(parent, name, newParent, newName, flags: flags)
+            if from == to { return }
+            let sourceParent = try nodes.view(parent), targetParent = try nodes.view(newParent)
+            guard let sourcePath = sourceParent.path, let targetPath = targetParent.path else { throw .noSuchFileOrDirectory }
+            try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
+            if exchange {
+                guard let target else { throw .noSuchFileOrDirectory }
+                try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
+            }
+            let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, root: rootSources)
+            try upper.inDirectory(sourcePath) { old throws(Errno) in
+                try upper.inDirectory(targetPath) { new throws(Errno) in
+                    let oldSpot = Spot(old, name), newSpot = Spot(new, newName)
+                    if exchange { return try Sys.rename(oldSpot, newSpot, CLinux_RENAME_EXCHANGE) }
+                    // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
+                    if source.top.isDirectory, let upperTarget = try Sys.statIfPresent(newSpot) {
+                        try stack.removeUpperEntry(newSpot, upperTarget)
+                    }
+                    let targetMarker = try stack.upperWhiteout(newSpot) == .file
+                    if uncovers, stack.settings.whiteout != .file,
+                       (try? Sys.rename(oldSpot, newSpot, CLinux_RENAME_WHITEOUT)) != nil {
+                        // The kernel left a device whiteout at the old name in the same step.
+                    } else {
+                        try Sys.rename(oldSpot, newSpot)
+                        if uncovers { try stack.placeWhiteout(name, in: old) }
+                    }
+                    if targetMarker { try stack.removeWhiteoutMarker(newSpot) }
+                }
+            }
+            let fromBinding = Binding(parent: parent.rawValue, name: name), toBinding = Binding(parent: newParent.rawValue, name: newName)
+            if exchange { nodes.exchange(fromBinding, toBinding) } else { nodes.move(fromBinding, to: toBinding) }
+        }
+    }
+
+    /// What a rename finds: the object to move, the one it replaces (if any), and both merged paths; each check
+    /// rename(2) makes fails with its errno here.
+    private func renameCase(_ parent: NodeID, _ name: Name, _ newParent: NodeID, _ newName: Name,
+                            flags: UInt32) throws(Errno) -> (Resolution, Resolution?, LayerPath, LayerPath) {
         let sourceParent = try nodes.view(parent), targetParent = try nodes.view(newParent)
         guard let sourcePath = sourceParent.path, let targetPath = targetParent.path else { throw .noSuchFileOrDirectory }
         let from = sourcePath.appending(name), to = targetPath.appending(newName)
         guard let source = try existing(name, in: sourceParent) else { throw .noSuchFileOrDirectory }
         let target = try existing(newName, in: targetParent)
-        if from == to { return }
+        if from == to { return (source, target, from, to) }
         if flags & CLinux_RENAME_NOREPLACE != 0, target != nil { throw .fileExists }
-        let fromBinding = Binding(parent: parent.rawValue, name: name)
-        let toBinding = Binding(parent: newParent.rawValue, name: newName)
-        let upper = try upper
         if flags & CLinux_RENAME_EXCHANGE != 0 {
-            guard let target else { throw .noSuchFileOrDirectory }
-            try copyUp(path: from, data: true)
-            try copyUp(path: to, data: true)
-            try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
-            try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
-            try upper.inDirectory(sourcePath) { old throws(Errno) in
-                try upper.inDirectory(targetPath) { new throws(Errno) in
-                    try Sys.rename(Spot(old, name), Spot(new, newName), CLinux_RENAME_EXCHANGE)
-                }
-            }
-            nodes.exchange(fromBinding, toBinding)
-            return
-        }
-        if let target {
+            if target == nil { throw .noSuchFileOrDirectory }
+        } else if let target {
             if source.top.isDirectory, !target.top.isDirectory { throw .notDirectory }
             if !source.top.isDirectory, target.top.isDirectory { throw .isDirectory }
-            if target.top.isDirectory, try !stack.mergedEntries(target.sources).isEmpty {
-                throw .directoryNotEmpty
-            }
+            if target.top.isDirectory, try !stack.mergedEntries(target.sources).isEmpty { throw .directoryNotEmpty }
         }
-        try copyUp(path: from, data: true)
-        try copyUp(newParent)
-        // Replacing one name of a lower hard-linked file leaves its other names one link fewer (see remove).
-        if let target, !target.top.isDirectory, target.top.st_nlink > 1,
-           !stack.layers[target.sources[0].layer].isUpper {
-            try copyUp(path: to, data: true)
-        }
-        try prepareDirectoryMove(source, from: (sourceParent, name), to: (targetParent, newName))
-        let uncovers = stack.lowerHolds(name, in: sourceParent.sources, root: rootSources)
-        try upper.inDirectory(sourcePath) { old throws(Errno) in
-            try upper.inDirectory(targetPath) { new throws(Errno) in
-                let oldSpot = Spot(old, name), newSpot = Spot(new, newName)
-                // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
-                if source.top.isDirectory, let upperTarget = try Sys.statIfPresent(newSpot) {
-                    try stack.removeUpperEntry(newSpot, upperTarget)
-                }
-                let targetMarker = try stack.upperWhiteout(newSpot) == .file
-                if uncovers, stack.settings.whiteout != .file,
-                   (try? Sys.rename(oldSpot, newSpot, CLinux_RENAME_WHITEOUT)) != nil {
-                    // The kernel left a device whiteout at the old name in the same step.
-                } else {
-                    try Sys.rename(oldSpot, newSpot)
-                    if uncovers { try stack.placeWhiteout(name, in: old) }
-                }
-                if targetMarker { try stack.removeWhiteoutMarker(newSpot) }
-            }
-        }
-        nodes.move(fromBinding, to: toBinding)
+        return (source, target, from, to)
     }
 
     /// Readies a copied-up directory about to move: the lower contents stay where they are and the directory

@@ -7,6 +7,7 @@ import SystemPackage
 public final class OverlayTree: Sendable {
     public let stack: LayerStack
     let nodes: NodeTree
+    let locks = ChangeLocks()
     /// The root's sources, fixed for the life of the mount (absolute redirects start from them).
     let rootSources: [Source]
 

@@ -10,7 +10,8 @@ public struct MountOptions: Equatable, Sendable {
     public var fuseOptions: [String] = []
     /// Seconds the kernel may cache entries and attributes.
     public var timeout: Double = 1_000_000_000
-    public var threads = 1
+    /// Serve on several threads (the default); `threaded=0` serves on one.
+    public var threaded = true
     /// Forced whiteout form (`whiteout=chardev|file`); nil writes what the kernel writes.
     public var whiteout: Whiteout.Format?
     /// `volatile` or `fsync=0`: no syncs, neither the callers' nor copy-up's.
@@ -101,8 +102,8 @@ public struct MountOptions: Equatable, Sendable {
         case ("acl", nil):
             acl = true
         case let ("threaded", value?):
-            guard let flag = Int(value) else { throw .invalid(option: option, reason: "expected 0 or 1") }
-            threads = flag == 0 ? 1 : 2
+            guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
+            threaded = value == "1"
         case (_, nil) where Self.fuseFlags.contains(key), (_, .some) where Self.fuseValues.contains(key):
             fuseOptions.removeAll { $0 == key || $0.hasPrefix(key + "=") }
             fuseOptions.append(option)

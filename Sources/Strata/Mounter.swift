@@ -13,6 +13,9 @@ public enum Mounter {
     /// process exits 0 as soon as the mount is live.
     public static func serve(_ plan: MountPlan, foreground: Bool, debug: Bool) throws(Failure) {
         if !(foreground || debug) { closeInheritedDescriptors() }
+        // The kernel hands over each new object's mode with the caller's umask already applied (or the parent's
+        // default ACL in mind); the daemon's own umask must not take bits away a second time.
+        umask(0)
         let tree: OverlayTree
         do {
             let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)
@@ -28,7 +31,7 @@ public enum Mounter {
             try session.mount(at: plan.mountpoint)
             session.detach(foreground: foreground || debug)
             if !(foreground || debug) { DaemonLog.detach() }
-            let clean = session.run(threads: plan.options.threads)
+            let clean = session.run(threaded: plan.options.threaded)
             session.unmount()
             if !clean { throw Failure(description: "\(plan.mountpoint): the FUSE connection failed") }
         } catch let error as SessionError {

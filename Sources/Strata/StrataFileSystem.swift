@@ -26,6 +26,10 @@ public final class StrataFileSystem: FileSystem {
         self.writeback = writeback
     }
 
+    /// The kernel clears setuid and setgid itself when someone without CAP_FSETID writes, truncates or chowns
+    /// (through a setattr); the daemon, which runs with that capability, would keep them.
+    public var declinedCapabilities: Capabilities { [.handleKillPriv] }
+
     public var capabilities: Capabilities {
         var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
         if writeback { wanted.insert(.writebackCache) }
@@ -211,8 +215,12 @@ public final class StrataFileSystem: FileSystem {
         try OpenFile.allocate(CInt(truncatingIfNeeded: handle), mode: mode, offset: offset, length: length)
     }
 
+    /// SEEK_DATA and SEEK_HOLE. With the writeback cache the kernel may hold data the backing file has not
+    /// seen yet, so the backing file's holes are not the file's: ENOSYS makes the kernel answer by itself,
+    /// from its own idea of the size, which is always right (it reports no holes).
     public func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64 {
-        try OpenFile.seek(CInt(truncatingIfNeeded: handle), offset: offset, whence: whence)
+        if writeback { throw .noFunction }
+        return try OpenFile.seek(CInt(truncatingIfNeeded: handle), offset: offset, whence: whence)
     }
 
     public func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),

@@ -19,7 +19,7 @@ struct StrataCommand: ParsableCommand {
           upperdir=DIR              writable layer (needs workdir); without it the mount is read-only
           workdir=DIR               scratch directory on the same filesystem as upperdir
           timeout=SECONDS           how long the kernel caches names and attributes (default: forever)
-          threaded=0|1              serve requests on several threads
+          threaded=0|1              serve requests on several threads (default 1)
           whiteout=chardev|file     force the whiteout form written (default: as the kernel writes)
           volatile, fsync=0         skip syncs (callers' fsync, and the sync of each copy-up)
           writeback=0|1             the kernel's writeback cache (default 1)
