@@ -23,7 +23,7 @@ final class ConcurrencyTests: XCTestCase {
     }
 
     private func concurrent(_ arguments: [String]) -> String {
-        let outcome = Shell.run(["python3", Paths.fixtures + "/concurrent.py"] + arguments, timeout: 600)
+        let outcome = Shell.run(["python3", Paths.fixtures + "/concurrent-changes.py"] + arguments, timeout: 600)
         XCTAssertEqual(outcome.status, 0, outcome.error)
         return outcome.output
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""concurrent.py CASE MOUNT [ARGS]: processes that change one mount at the same moment (started together by a
+"""concurrent-changes.py CASE MOUNT [ARGS]: processes that change one mount at the same moment (started together by a
 barrier), each checking what it saw. Prints what went wrong, one line each, and "ok" when nothing did.
 
   appenders MOUNT PROCESSES FILES   every process appends one line to each of FILES lower files (f0..)
