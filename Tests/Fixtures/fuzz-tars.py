@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fuzz-tars.py STRATA WORKDIR SEED COUNT: random layer tarballs, each unpacked with `strata unpack`.
 
-Builds one OCI image layout in WORKDIR/layout with COUNT images (tags case0...), each a single layer of random
+Builds OCI image layouts in WORKDIR/layoutN with COUNT images in all (tags case0...), each a single layer of random
 entries: names of every shape (one character, ./ prefixes, trailing and doubled slashes, absolute, .., 255 and
 256 bytes, non-UTF-8, .wh. markers, duplicates, a file over a directory), every type, link targets inside and
 outside, PAX records with xattrs (overlay-private ones among them), and damaged archives (cut short, sizes
@@ -145,13 +145,23 @@ def reserved_xattrs(root):
     return found
 
 
-layout = os.path.join(work, "layout")
-os.makedirs(os.path.join(layout, "blobs", "sha256"))
+# Images go into layouts of 50 each: strata reads a layout's whole index for every unpack.
+PER_LAYOUT = 50
+
+
+def layout_of(case):
+    return os.path.join(work, "layout%d" % (case // PER_LAYOUT))
+
+
 os.makedirs(os.path.join(canary, "inner"))
 with open(os.path.join(canary, "secret"), "w") as f:
     f.write("canary")
-manifests = []
+manifests = {}
 for case in range(count):
+    layout = layout_of(case)
+    if layout not in manifests:
+        os.makedirs(os.path.join(layout, "blobs", "sha256"))
+        manifests[layout] = []
     layer = blob(layout, tarball())
     config = blob(layout, json.dumps({"architecture": "amd64", "os": "linux",
                                       "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
@@ -159,18 +169,19 @@ for case in range(count):
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **config),
         "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **layer)]}).encode())
-    manifests.append(dict(mediaType="application/vnd.oci.image.manifest.v1+json",
-                          annotations={"org.opencontainers.image.ref.name": "case%d" % case}, **manifest))
-with open(os.path.join(layout, "index.json"), "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": manifests}, f)
-with open(os.path.join(layout, "oci-layout"), "w") as f:
-    f.write('{"imageLayoutVersion":"1.0.0"}')
+    manifests[layout].append(dict(mediaType="application/vnd.oci.image.manifest.v1+json",
+                                  annotations={"org.opencontainers.image.ref.name": "case%d" % case}, **manifest))
+for layout, entries in manifests.items():
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": entries}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
 before = snapshot(canary)
 
 
 def run(case):
     destination = os.path.join(work, "out", str(case))
-    outcome = subprocess.run([strata, "unpack", "%s:case%d" % (layout, case), destination],
+    outcome = subprocess.run([strata, "unpack", "%s:case%d" % (layout_of(case), case), destination],
                              capture_output=True, timeout=60)
     return case, outcome.returncode, outcome.stderr.decode("utf-8", "replace")
 

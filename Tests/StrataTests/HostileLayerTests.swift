@@ -274,9 +274,9 @@ final class HostileLayerTests: XCTestCase {
     func testFuzzedTarballsNeverCrashUnpackOrEscape() {
         let work = scratch.sub("fuzz-tars")
         Shell.bash("mkdir -p \(work)")
-        let outcome = Shell.run(["python3", Paths.fixtures + "/fuzz-tars.py", Paths.strata, work, "20261201", "2000"], timeout: 600)
+        let outcome = Shell.run(["python3", Paths.fixtures + "/fuzz-tars.py", Paths.strata, work, "20261201", "2500"], timeout: 600)
         XCTAssertEqual(outcome.status, 0, outcome.output + outcome.error)
-        XCTAssertTrue(outcome.output.hasPrefix("2000 cases: "), outcome.output)
+        XCTAssertTrue(outcome.output.hasPrefix("2500 cases: "), outcome.output)
         XCTAssertTrue(outcome.output.contains(", 0 problems"), outcome.output)
     }
 
