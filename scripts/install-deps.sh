@@ -3,8 +3,9 @@
 set -euo pipefail
 # podman, runc and busybox-static serve the end-to-end container test; skopeo, umoci, docker-registry and
 # curl the image round trip through a registry.
+# stress-ng runs two of its filesystem stressors through a mount.
 packages=(libfuse3-dev libarchive-dev fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static
-  skopeo umoci docker-registry curl)
+  skopeo umoci docker-registry curl stress-ng)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -204,3 +204,20 @@ extension WritePathTests {
         }
     }
 }
+
+extension WritePathTests {
+    /// Two stress-ng stressors that failed through the mount: 255-byte names (no `.wh.` twin of such a name can
+    /// exist, so none is looked for), and SEEK_DATA/SEEK_HOLE on data still in the kernel's writeback cache.
+    func testStressNgFilenameAndSeekStressorsPass() {
+        let stack = scratch.makeStack("stack")
+        mounted("strata", stack, workdir: stack + "/work") { mnt in
+            Shell.bash("mkdir -p \(mnt)/merged/stress")
+            for stressor in ["filename", "seek"] {
+                let outcome = Shell.run(["stress-ng", "--\(stressor)", "2", "--timeout", "5s", "--temp-path", "\(mnt)/merged/stress"],
+                                        timeout: 120)
+                XCTAssertEqual(outcome.status, 0, "\(stressor): \(outcome.output)\(outcome.error)")
+                XCTAssertTrue((outcome.output + outcome.error).contains("successful run completed"), outcome.output + outcome.error)
+            }
+        }
+    }
+}
