@@ -11,7 +11,9 @@ that lie, garbage). Then runs `strata unpack layout:caseN WORKDIR/out/N` for eac
   - nothing outside WORKDIR/out changes: a canary tree beside it is compared before and after;
   - no overlay-private attribute is ever written into an unpacked layer.
 Prints one summary line, and each violation on a line of its own; exits 1 if there was any."""
-import concurrent.futures, hashlib, io, json, os, random, subprocess, sys, tarfile
+import concurrent.futures, io, os, random, subprocess, sys, tarfile
+
+import oci_layout
 
 strata, work, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
@@ -113,13 +115,6 @@ def tarball():
     return bytes(raw)
 
 
-def blob(layout, data):
-    digest = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(layout, "blobs", "sha256", digest), "wb") as f:
-        f.write(data)
-    return {"digest": "sha256:" + digest, "size": len(data)}
-
-
 def snapshot(root):
     seen = {}
     for directory, dirs, files in os.walk(root):
@@ -156,26 +151,11 @@ def layout_of(case):
 os.makedirs(os.path.join(canary, "inner"))
 with open(os.path.join(canary, "secret"), "w") as f:
     f.write("canary")
-manifests = {}
+images = {}
 for case in range(count):
-    layout = layout_of(case)
-    if layout not in manifests:
-        os.makedirs(os.path.join(layout, "blobs", "sha256"))
-        manifests[layout] = []
-    layer = blob(layout, tarball())
-    config = blob(layout, json.dumps({"architecture": "amd64", "os": "linux",
-                                      "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
-    manifest = blob(layout, json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **config),
-        "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar", **layer)]}).encode())
-    manifests[layout].append(dict(mediaType="application/vnd.oci.image.manifest.v1+json",
-                                  annotations={"org.opencontainers.image.ref.name": "case%d" % case}, **manifest))
-for layout, entries in manifests.items():
-    with open(os.path.join(layout, "index.json"), "w") as f:
-        json.dump({"schemaVersion": 2, "manifests": entries}, f)
-    with open(os.path.join(layout, "oci-layout"), "w") as f:
-        f.write('{"imageLayoutVersion":"1.0.0"}')
+    images.setdefault(layout_of(case), {})["case%d" % case] = tarball()
+for layout, tagged in images.items():
+    oci_layout.write(layout, tagged)
 before = snapshot(canary)
 
 

@@ -269,23 +269,24 @@ final class HostileLayerTests: XCTestCase {
         XCTAssertEqual(canaryState(canary), before)
     }
 
+    /// Runs a fuzzer fixture with a fixed seed and a bounded count; it prints "COUNT ...: ..., 0 problems" when
+    /// all went well.
+    private func fuzz(_ fixture: String, count: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let work = scratch.sub(fixture)
+        Shell.bash("mkdir -p \(work)")
+        let outcome = Shell.run(["python3", Paths.fixtures + "/\(fixture).py", Paths.strata, work, "20261201", String(count)], timeout: 600)
+        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.error, file: file, line: line)
+        XCTAssertTrue(outcome.output.hasPrefix("\(count) ") && outcome.output.contains(" 0 problems"), outcome.output, file: file, line: line)
+    }
+
     /// Random layer tarballs through `strata unpack`: no crash, every refusal names its entry, nothing written
     /// outside the destination, no overlay-private attribute taken from a tarball.
     func testFuzzedTarballsNeverCrashUnpackOrEscape() {
-        let work = scratch.sub("fuzz-tars")
-        Shell.bash("mkdir -p \(work)")
-        let outcome = Shell.run(["python3", Paths.fixtures + "/fuzz-tars.py", Paths.strata, work, "20261201", "2500"], timeout: 600)
-        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.error)
-        XCTAssertTrue(outcome.output.hasPrefix("2500 cases: "), outcome.output)
-        XCTAssertTrue(outcome.output.contains(", 0 problems"), outcome.output)
+        fuzz("fuzz-tars", count: 2500)
     }
 
     /// Random hostile layer stacks, mounted, walked, read and changed: no crash, the canary untouched.
     func testFuzzedLayerStacksNeverCrashTheMountOrReachTheCanary() {
-        let work = scratch.sub("fuzz-layers")
-        Shell.bash("mkdir -p \(work)")
-        let outcome = Shell.run(["python3", Paths.fixtures + "/fuzz-layers.py", Paths.strata, work, "20261201", "150"], timeout: 600)
-        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.error)
-        XCTAssertTrue(outcome.output.contains(" 0 problems"), outcome.output)
+        fuzz("fuzz-layers", count: 150)
     }
 }

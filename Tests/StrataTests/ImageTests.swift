@@ -172,16 +172,7 @@ final class ImageTests: XCTestCase {
         XCTAssertTrue(Shell.bash("tar --xattrs --xattrs-include='*' -tvvf \(work)/layer.tar; strings \(work)/layer.tar")
             .contains("trusted.overlay.redirect"))
         let layout = "\(work)/layout"
-        Shell.bash("""
-            mkdir -p \(layout)/blobs/sha256 && cd \(layout)
-            layer=$(sha256sum ../layer.tar | cut -d' ' -f1); cp ../layer.tar blobs/sha256/$layer; size=$(stat -c %s ../layer.tar)
-            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $layer > config
-            config=$(sha256sum config | cut -d' ' -f1); mv config blobs/sha256/$config
-            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' $config $(stat -c %s blobs/sha256/$config) $layer $size > manifest
-            manifest=$(sha256sum manifest | cut -d' ' -f1); msize=$(stat -c %s manifest); mv manifest blobs/sha256/$manifest
-            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"x"}}]}' $manifest $msize > index.json
-            echo '{"imageLayoutVersion":"1.0.0"}' > oci-layout
-            """)
+        Shell.bash("python3 '\(Paths.fixtures)/oci_layout.py' \(layout) x \(work)/layer.tar")
         let outcome = Shell.run([Paths.strata, "unpack", "\(layout):x", "\(work)/out"])
         XCTAssertEqual(outcome.status, 0, outcome.error)
         let warnings = outcome.error.split(separator: "\n")
