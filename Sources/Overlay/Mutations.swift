@@ -84,13 +84,14 @@ extension OverlayTree {
         let lowerInode = try lower.stat(source.path).st_ino
         for name in stack.hardLinks.names(of: lowerInode, in: lower) where name != source.path {
             guard let parent = name.parent, let last = name.name else { continue }
-            guard (try? stack.resolve(path: name, rootSources: rootSources))?.sources.first == Source(layer: source.layer, path: name)
-            else { continue }
+            // Only names the merged view still serves from this very file (not whited out, not overridden).
+            let servedFromThisFile = {
+                (try? self.stack.resolve(path: name, rootSources: self.rootSources))?.sources.first == Source(layer: source.layer, path: name)
+            }
+            guard servedFromThisFile() else { continue }
             try copyUp(path: parent, data: true)
             try locks.withNamespace { () throws(Errno) in
-                // Only names the merged view still serves from this very file (not whited out, not overridden).
-                guard let other = try? stack.resolve(path: name, rootSources: rootSources),
-                      other.sources.first == Source(layer: source.layer, path: name) else { return }
+                guard servedFromThisFile() else { return }
                 // Like the copy-up itself, linking the other names is no change to their directories.
                 try upper.at(path) { copy throws(Errno) in
                     try upper.inDirectory(parent) { directory throws(Errno) in
@@ -131,11 +132,11 @@ extension OverlayTree {
             guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, root: rootSources) else {
                 throw .fileExists
             }
-            let linkPath = try linkSource.map { id throws(Errno) in try nodes.view(id).path }
-            if linkSource != nil, linkPath == nil { throw .noSuchFileOrDirectory }
+            // Where the file a new hard link names lives now (a view has a path: a node without one is ENOENT).
+            let linkPath = try linkSource.flatMap { id throws(Errno) in try nodes.view(id).path }
             let path = parentPath.appending(name)
             let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
-                try make(object, name: name, in: directory, over: whiteout, linking: linkPath ?? nil, owner: owner, upper, work)
+                try make(object, name: name, in: directory, over: whiteout, linking: linkPath, owner: owner, upper, work)
             }
             // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
             var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
