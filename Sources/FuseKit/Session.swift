@@ -12,7 +12,7 @@ public final class Session {
     private var mounted = false
 
     /// `mountOptions` are libfuse's `-o` options (allow_other, fsname=…, ro, …); libfuse rejects unknown ones.
-    public init(fileSystem: any FileSystem, mountOptions: [String], debug: Bool) throws(SessionError) {
+    public init(fileSystem: any FileSystem, statistics: RequestStatistics, mountOptions: [String], debug: Bool) throws(SessionError) {
         var arguments = ["strata"]
         if !mountOptions.isEmpty { arguments += ["-o", mountOptions.joined(separator: ",")] }
         if debug { arguments.append("-d") }
@@ -25,7 +25,7 @@ public final class Session {
         argv[arguments.count] = nil
         var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
 
-        let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem))
+        let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem, statistics: statistics))
         var ops = fuse_lowlevel_ops.dispatching()
         guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size,
                                              dispatcher.toOpaque()) else {

@@ -24,10 +24,11 @@ public enum Mounter {
         } catch {
             throw Failure(description: "opening the layers: \(error)")
         }
-        let fileSystem = StrataFileSystem(tree: tree, timeout: plan.options.timeout, skipSync: plan.options.skipSync,
-                                          writeback: plan.options.writeback, acl: plan.options.acl)
+        let statistics = RequestStatistics()
+        let fileSystem = StrataFileSystem(tree: tree, statistics: statistics, timeout: plan.options.timeout,
+                                          skipSync: plan.options.skipSync, writeback: plan.options.writeback, acl: plan.options.acl)
         do {
-            let session = try Session(fileSystem: fileSystem, mountOptions: plan.fuseOptions, debug: debug)
+            let session = try Session(fileSystem: fileSystem, statistics: statistics, mountOptions: plan.fuseOptions, debug: debug)
             try session.mount(at: plan.mountpoint)
             session.detach(foreground: foreground || debug)
             if !(foreground || debug) { DaemonLog.detach() }

@@ -18,8 +18,13 @@ public final class StrataFileSystem: FileSystem {
     /// The kernel checks POSIX ACLs (read from the backing files' attributes) besides the mode bits.
     let acl: Bool
 
-    public init(tree: OverlayTree, timeout: Double, skipSync: Bool = false, writeback: Bool = true, acl: Bool = true) {
+    /// What the connection has answered, for `strata stats` (the `user.strata.stats` attribute of the root).
+    let statistics: RequestStatistics
+
+    public init(tree: OverlayTree, statistics: RequestStatistics = RequestStatistics(), timeout: Double, skipSync: Bool = false,
+                writeback: Bool = true, acl: Bool = true) {
         self.tree = tree
+        self.statistics = statistics
         self.acl = acl
         self.timeout = timeout
         self.skipSync = skipSync
@@ -115,7 +120,10 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8] {
-        try tree.extendedAttribute(NodeID(node), name: name)
+        if node == NodeID.root.rawValue, name == StatisticsReport.attribute {
+            return StatisticsReport(rows: statistics.rows, nodes: tree.nodeCount).json
+        }
+        return try tree.extendedAttribute(NodeID(node), name: name)
     }
 
     public func extendedAttributeNames(node: UInt64) throws(Errno) -> [[UInt8]] {

@@ -99,3 +99,20 @@ struct Diff: ParsableCommand {
         }
     }
 }
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What a live mount's daemon has answered since it was mounted: calls, errors and time per FUSE opcode.")
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Argument(help: "A path in a live Strata mount.")
+    var mountpoint: String
+
+    func run() throws {
+        try StrataCommand.printing {
+            try StatisticsReport.show(mount: mountpoint, style: OutputStyle(json: json, aligned: isatty(STDOUT_FILENO) == 1))
+        }
+    }
+}

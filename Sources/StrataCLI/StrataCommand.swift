@@ -11,7 +11,7 @@ struct StrataCommand: ParsableCommand {
         abstract: "Mount a stack of layer directories as one union filesystem (overlayfs semantics, over FUSE).",
         usage: """
         strata [-f] [-d] -o lowerdir=TOP:...:BOTTOM[,upperdir=DIR,workdir=DIR,...] MOUNTPOINT
-        strata which|ls|layers|diff|commit|import|unpack ...
+        strata which|ls|layers|diff|stats|commit|import|unpack ...
         """,
         discussion: """
         Options (-o, comma-separated, as fuse-overlayfs takes them):
@@ -41,13 +41,14 @@ struct StrataCommand: ParsableCommand {
         Looking into a stack (on a path in a live mount, or on -o lowerdir=...[,upperdir=...] and paths relative
         to the merged root): `strata which PATH...`, `strata ls [-l] [-a] PATH`, `strata layers`,
         `strata diff`; each takes --json, and -h for human-readable sizes where it prints sizes.
-        `getfattr -n user.strata.layer PATH` on a mount names the layers serving PATH.
+        `getfattr -n user.strata.layer PATH` on a mount names the layers serving PATH. `strata stats MOUNTPOINT`
+        shows the requests the daemon has answered (calls, errors, time per opcode).
 
         Images: `strata commit -o lowerdir=...,upperdir=... --tar FILE|--oci DIR:TAG [--from TAG]|--layer-dir DIR`
         writes the upper layer as an OCI layer; `strata import ROOTFS --oci DIR:TAG` starts an image;
         `strata unpack DIR:TAG DEST` unpacks an image into layer directories and prints their lowerdir=.
         """,
-        subcommands: [Mount.self, Which.self, List.self, Layers.self, Diff.self, Commit.self, Import.self, Unpack.self],
+        subcommands: [Mount.self, Which.self, List.self, Layers.self, Diff.self, Stats.self, Commit.self, Import.self, Unpack.self],
         defaultSubcommand: Mount.self)
 
     /// fuse-overlayfs and libfuse also take the option list glued to the flag (`-olowerdir=...`).

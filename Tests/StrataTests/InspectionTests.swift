@@ -126,3 +126,30 @@ final class InspectionTests: XCTestCase {
         XCTAssertTrue(outside.error.contains(scratch.path), outside.error)
     }
 }
+
+extension InspectionTests {
+    /// `strata stats` on a live mount: the requests its daemon answered, by opcode, in columns or JSON; the
+    /// attribute that carries them is never listed.
+    func testStatsCountsTheRequestsOfALiveMount() throws {
+        let stack = scratch.makeStack("stack")
+        let mnt = scratch.sub("mnt")
+        Shell.bash("mkdir -p \(mnt)")
+        XCTAssertEqual(Mounts.strata(layers(stack) + ",workdir=\(stack)/work", at: mnt).status, 0)
+        defer { Mounts.unmount(mnt) }
+        Shell.bash("ls -l \(mnt)/big >/dev/null; cat \(mnt)/etc/hostname >/dev/null; ls \(mnt)/nothere 2>/dev/null || true")
+        let json = strata(["stats", "--json", mnt]).output
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], json)
+        let requests = try XCTUnwrap(report["requests"] as? [[String: Any]])
+        let calls = Dictionary(uniqueKeysWithValues: requests.compactMap { row in
+            (row["opcode"] as? String).map { ($0, row["calls"] as? Int ?? 0) }
+        })
+        XCTAssertGreaterThan(calls["LOOKUP"] ?? 0, 0, json)
+        XCTAssertGreaterThan((calls["READDIRPLUS"] ?? 0) + (calls["READDIR"] ?? 0), 0, json)
+        XCTAssertGreaterThan(calls["READ"] ?? 0, 0, json)
+        XCTAssertGreaterThan(report["nodes"] as? Int ?? 0, 300, "the 300 entries of big are held")
+        let table = strata(["stats", mnt]).output.split(separator: "\n")
+        XCTAssertTrue(table.contains { $0.hasPrefix("LOOKUP\t") }, table.joined(separator: "\n"))
+        XCTAssertFalse(Shell.bash("getfattr -d -m - \(mnt)").contains("strata"))
+        XCTAssertNotEqual(strata(["stats", scratch.path]).status, 0)
+    }
+}

@@ -55,6 +55,11 @@ public struct Inspection {
         }
     }
 
+    /// The root of the Strata mount that `path` lies in.
+    static func mountRoot(containing path: String) throws(Failure) -> String {
+        try findMount(containing: path).0
+    }
+
     /// The topmost directory above `path` that still answers `user.strata.stack` is the mount's root.
     private static func findMount(containing path: String) throws(Failure) -> (String, [(upper: Bool, directory: String)]) {
         var candidate = absolute(path)
