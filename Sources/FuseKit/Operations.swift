@@ -1,5 +1,6 @@
 import CFuse3
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Holds the file system (and the request counters) for the C callbacks, which find it through the session's
@@ -7,6 +8,8 @@ import SystemPackage
 final class Dispatcher: Sendable {
     let fileSystem: any FileSystem
     let statistics: RequestStatistics
+    /// What the kernel agreed to at init.
+    let granted = Atomic<UInt32>(0)
 
     init(_ fileSystem: any FileSystem, statistics: RequestStatistics) {
         self.fileSystem = fileSystem
@@ -15,6 +18,10 @@ final class Dispatcher: Sendable {
 
     static func of(_ request: fuse_req_t) -> Dispatcher {
         Unmanaged<Dispatcher>.fromOpaque(fuse_req_userdata(request)).takeUnretainedValue()
+    }
+
+    func has(_ capability: Capabilities) -> Bool {
+        granted.load(ordering: .relaxed) & capability.rawValue != 0
     }
 }
 
@@ -46,9 +53,10 @@ extension fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, connection in
             guard let userdata, let connection else { return }
-            let fileSystem = Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue().fileSystem
-            connection.pointee.want |= connection.pointee.capable & fileSystem.capabilities.rawValue
-            connection.pointee.want &= ~fileSystem.declinedCapabilities.rawValue
+            let dispatcher = Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue()
+            connection.pointee.want |= connection.pointee.capable & dispatcher.fileSystem.capabilities.rawValue
+            connection.pointee.want &= ~dispatcher.fileSystem.declinedCapabilities.rawValue
+            dispatcher.granted.store(connection.pointee.want, ordering: .relaxed)
         }
         ops.lookup = { request, parent, name in
             answerEntry(request, .lookup) { fs, context throws(Errno) in
@@ -98,7 +106,10 @@ extension fuse_lowlevel_ops {
             }
         }
         ops.opendir = { request, node, info in
-            respond(request, .opendir) { fs, context throws(Errno) in .open(try fs.openDirectory(context, node: node), try present(info)) }
+            respond(request, .opendir) { fs, context throws(Errno) in
+                if let request, Dispatcher.of(request).has(.noOpendirSupport) { throw .noFunction }
+                return .open(try fs.openDirectory(context, node: node), try present(info))
+            }
         }
         ops.readdir = { request, node, size, offset, info in
             readDirectory(request, .readdir, node, size, offset, info, plus: false)

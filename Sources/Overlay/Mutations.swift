@@ -64,7 +64,11 @@ extension OverlayTree {
                     let target = try id.map { id throws(Errno) in try nodes.view(id).path } ?? path
                     guard let target else { throw .noSuchFileOrDirectory }
                     try stack.install(staged, at: target)
-                    if let id { nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory) }
+                    if let id {
+                        nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory)
+                        // A directory's listing names its sources by position: it now has one more.
+                        if lowerInfo.isDirectory { listings.drop([id]) }
+                    }
                 }
             } catch {
                 try? stack.writable().1.discard(staged)
@@ -101,6 +105,7 @@ extension OverlayTree {
                     }
                 }
                 if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
+                if let directory = nodes.find(parent) { listings.drop([directory]) }
             }
         }
         if let node { nodes.alias(node, FileKey(layer: upper.index, inode: try upper.stat(path).st_ino)) }
@@ -138,6 +143,7 @@ extension OverlayTree {
             let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
                 try make(object, name: name, in: directory, over: whiteout, linking: linkPath, owner: owner, upper, work)
             }
+            listings.drop([parent])
             // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
             var resolution = try stack.madeInUpper(path, descriptor: descriptor?.rawValue)
             if let target = linkSource {
@@ -234,6 +240,7 @@ extension OverlayTree {
                     try stack.removeUpperEntry(Spot(upperDirectory, name), resolution.top)
                 }
             }
+            listings.drop([parent] + (nodes.child(parent, name).map { [$0] } ?? []))
             nodes.detach(parent, name)
         }
     }
@@ -287,6 +294,8 @@ extension OverlayTree {
                     if targetMarker { try stack.removeWhiteoutMarker(newSpot) }
                 }
             }
+            // Both directories list differently now, and a moved directory's ".." is another.
+            listings.drop([parent, newParent] + [nodes.child(parent, name), nodes.child(newParent, newName)].compactMap { $0 })
             let fromBinding = Binding(parent: parent.rawValue, name: name), toBinding = Binding(parent: newParent.rawValue, name: newName)
             if exchange { nodes.exchange(fromBinding, toBinding) } else { nodes.move(fromBinding, to: toBinding) }
         }

@@ -233,27 +233,37 @@ final class NodeTree: Sendable {
         }
     }
 
-    func forget(_ id: NodeID, lookups: UInt64) {
-        guard id != .root else { return }
-        state.withLock { state in
-            guard var node = state.nodes[id.rawValue] else { return }
+    /// Drops `lookups` kernel references; returns the nodes that this frees.
+    @discardableResult
+    func forget(_ id: NodeID, lookups: UInt64) -> [NodeID] {
+        guard id != .root else { return [] }
+        return state.withLock { state in
+            guard var node = state.nodes[id.rawValue] else { return [] }
             node.lookups -= min(node.lookups, lookups)
             state.nodes[id.rawValue] = node
-            Self.release(id.rawValue, in: &state)
+            var released: [NodeID] = []
+            Self.release(id.rawValue, in: &state, into: &released)
+            return released
         }
     }
 
     /// Frees a node nobody needs any more (no kernel reference, no child below it), then its parents in turn.
     private static func release(_ id: UInt64, in state: inout State) {
+        var ignored: [NodeID] = []
+        release(id, in: &state, into: &ignored)
+    }
+
+    private static func release(_ id: UInt64, in state: inout State, into released: inout [NodeID]) {
         var current = id
         while current != NodeID.root.rawValue, let node = state.nodes[current], node.lookups == 0, node.children.isEmpty {
+            released.append(NodeID(current))
             state.nodes[current] = nil
             for file in node.files where state.idsByFile[file] == current { state.idsByFile[file] = nil }
             let bindings = (node.binding.map { [$0] } ?? []) + node.otherBindings
             for binding in bindings where state.nodes[binding.parent]?.children[binding.name] == current {
                 state.nodes[binding.parent]?.children[binding.name] = nil
             }
-            for binding in bindings.dropFirst() { release(binding.parent, in: &state) }
+            for binding in bindings.dropFirst() { release(binding.parent, in: &state, into: &released) }
             guard let first = bindings.first else { return }
             current = first.parent
         }

@@ -8,6 +8,7 @@ public final class OverlayTree: Sendable {
     public let stack: LayerStack
     let nodes: NodeTree
     let locks = ChangeLocks()
+    let listings = ListingCache()
     /// The root's sources, fixed for the life of the mount (absolute redirects start from them).
     let rootSources: [Source]
 
@@ -52,7 +53,8 @@ public final class OverlayTree: Sendable {
     }
 
     public func forget(_ node: NodeID, lookups: UInt64) {
-        nodes.forget(node, lookups: lookups)
+        let released = nodes.forget(node, lookups: lookups)
+        if !released.isEmpty { listings.drop(released) }
     }
 
     /// How many nodes the kernel holds: a measure of the daemon's memory that forget must keep bounded.
@@ -87,13 +89,16 @@ public final class OverlayTree: Sendable {
         return FileDescriptor(rawValue: fd)
     }
 
-    /// The merged listing, with "." and ".." first, as `readdir` returns it.
+    /// The merged listing, with "." and ".." first, as `readdir` returns it: kept per directory node until the
+    /// directory changes, so that offsets into it stay valid from one readdir to the next without a handle.
     public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
-        let directory = try nodes.view(node)
-        let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
-        let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
-        let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
-        return [dot, dotdot] + (try stack.mergedEntries(directory.sources))
+        try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
+            let directory = try nodes.view(node)
+            let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
+            let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
+            let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
+            return [dot, dotdot] + (try stack.mergedEntries(directory.sources))
+        }
     }
 
     public func extendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) -> [UInt8] {

@@ -13,7 +13,6 @@ public final class StrataFileSystem: FileSystem {
     private let daemonOwner = (uid: geteuid(), gid: getegid())
     /// The kernel gathers writes in its page cache and sends them in large pieces (fuse-overlayfs's default).
     let writeback: Bool
-    private let directories = DirectoryHandles()
 
     /// The kernel checks POSIX ACLs (read from the backing files' attributes) besides the mode bits.
     let acl: Bool
@@ -33,10 +32,12 @@ public final class StrataFileSystem: FileSystem {
 
     /// The kernel clears setuid and setgid itself when someone without CAP_FSETID writes, truncates or chowns
     /// (through a setattr); the daemon, which runs with that capability, would keep them.
-    public var declinedCapabilities: Capabilities { [.handleKillPriv] }
+    /// And readdirplus for every part of a listing, not only the first (the kernel's READDIRPLUS_AUTO heuristic):
+    /// otherwise stat-ing what a walk found costs a LOOKUP for every entry past the first reply.
+    public var declinedCapabilities: Capabilities { [.handleKillPriv, .readdirPlusAuto] }
 
     public var capabilities: Capabilities {
-        var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks]
+        var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks, .noOpendirSupport]
         if writeback { wanted.insert(.writebackCache) }
         if acl { wanted.insert(.posixACL) }
         return wanted
@@ -89,17 +90,15 @@ public final class StrataFileSystem: FileSystem {
         close(CInt(truncatingIfNeeded: handle))
     }
 
-    /// The listing is merged at the first read, not here: when the kernel still holds the directory's listing in
-    /// its cache it opens the directory without reading it.
+    /// Only where the kernel cannot do without opendir (it answers ENOSYS to say so, and then keeps listings in
+    /// its own cache): listings need no handle, they are kept per directory node.
     public func openDirectory(_ context: RequestContext, node: UInt64) throws(Errno) -> OpenHandle {
-        OpenHandle(handle: directories.open(), keepCache: true, cacheDirectory: true)
+        OpenHandle(handle: 0, keepCache: true, cacheDirectory: true)
     }
 
     public func readDirectory(node: UInt64, handle: UInt64, offset: Int64,
                               into buffer: inout DirectoryBuffer) throws(Errno) {
-        let entries = try directories.entries(handle, fresh: offset == 0) { () throws(Errno) in
-            try tree.listDirectory(NodeID(node))
-        }
+        let entries = try tree.listDirectory(NodeID(node))
         guard offset >= 0, offset < entries.count else { return }
         for index in Int(offset)..<entries.count {
             let item = entries[index]
@@ -111,9 +110,7 @@ public final class StrataFileSystem: FileSystem {
         }
     }
 
-    public func releaseDirectory(node: UInt64, handle: UInt64) {
-        directories.close(handle)
-    }
+    public func releaseDirectory(node: UInt64, handle: UInt64) {}
 
     public func statistics(node: UInt64) throws(Errno) -> statvfs {
         try tree.filesystemStatistics()
@@ -250,38 +247,5 @@ public final class StrataFileSystem: FileSystem {
         attributes.st_ino = ino_t(item.inode)
         attributes.st_mode = mode_t(item.type) << 12
         return Entry(node: 0, attributes: attributes, entryTimeout: 0, attributeTimeout: 0)
-    }
-}
-
-/// Listings of open directories, taken whole when reading starts (and again at each rewind) so that offsets stay
-/// valid across partial reads, seekdir and telldir.
-final class DirectoryHandles: Sendable {
-    private struct State {
-        var listings: [UInt64: [DirectoryEntry]?] = [:]
-        var next: UInt64 = 1
-    }
-    private let state = Mutex(State())
-
-    func open() -> UInt64 {
-        state.withLock { state in
-            let handle = state.next
-            state.next += 1
-            state.listings[handle] = .some(nil)
-            return handle
-        }
-    }
-
-    /// The handle's listing, made by `list` when there is none yet or `fresh` asks for a new one.
-    func entries(_ handle: UInt64, fresh: Bool,
-                 list: () throws(Errno) -> [DirectoryEntry]) throws(Errno) -> [DirectoryEntry] {
-        guard let kept = state.withLock({ $0.listings[handle] }) else { throw .badFileDescriptor }
-        if let kept, !fresh { return kept }
-        let entries = try list()
-        state.withLock { $0.listings[handle] = entries }
-        return entries
-    }
-
-    func close(_ handle: UInt64) {
-        _ = state.withLock { $0.listings.removeValue(forKey: handle) }
     }
 }
