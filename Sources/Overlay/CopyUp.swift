@@ -38,13 +38,15 @@ extension LayerStack {
 
     /// Moves a staged copy to `path` in the upper layer, whose parent must exist there. Moving it in touches the
     /// parent; a copy-up is no change to the parent, so its times stay.
-    func install(_ staged: Name, at path: LayerPath) throws(Errno) {
+    /// `afterwards` gets the parent directory, once the copy is in it.
+    func install(_ staged: Name, at path: LayerPath, afterwards: (CInt) -> Void) throws(Errno) {
         let (upper, work) = try writable()
         guard let parent = path.parent, let name = path.name else { throw Impossible.state("copy-up of the root") }
         try upper.inDirectory(parent) { directory throws(Errno) in
             let parentInfo = try Sys.stat(Spot(directory, nil))
             try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE)
             try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+            afterwards(directory)
         }
     }
 

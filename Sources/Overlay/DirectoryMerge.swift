@@ -21,8 +21,9 @@ public struct DirectoryEntry: Sendable, Equatable {
 
 extension LayerStack {
     /// The merged listing of a directory served by `sources`: each name once, from the highest layer that
-    /// holds it, minus names an upper layer whites out, minus the whiteouts and markers themselves.
-    func mergedEntries(_ sources: [Source]) throws(Errno) -> [DirectoryEntry] {
+    /// holds it, minus names an upper layer whites out, minus the whiteouts and markers themselves. `indexes`
+    /// (parallel to `sources`) are layers already read; the others are read now.
+    func mergedEntries(_ sources: [Source], indexes: [(any LayerListing)?] = []) throws(Errno) -> [DirectoryEntry] {
         var entries: [DirectoryEntry] = []
         var positions: [Name: Int] = [:]
         var hidden: Set<Name> = []
@@ -33,33 +34,34 @@ extension LayerStack {
         for (sourceIndex, source) in sources.enumerated() {
             let layer = layers[source.layer]
             var whitedOut: [Name] = []
-            try forEachEntry(layer, source.path) { (name, info: EntryInfo) throws(Errno) in
+            let index = sourceIndex < indexes.count ? indexes[sourceIndex] : nil
+            try forEachEntry(layer, source.path, index: index) { name, inode, type, kind, spot throws(Errno) in
                 if let marker = Whiteout.marker(name) {
                     if case let .hides(target) = marker { whitedOut.append(target) }
                     return
                 }
-                if info.type == UInt8(DT_CHR), let full = try? info.stat(), Whiteout.isDevice(full) {
+                if kind.contains(.whiteout) {
                     whitedOut.append(name)
                     return
                 }
                 if let position = positions[name] {
                     guard awaitingOrigin.remove(name) != nil else { return }
-                    if info.type == UInt8(DT_DIR), self.mergesInPlace(sources[0].child(name)) {
+                    if type == UInt8(DT_DIR), self.mergesInPlace(sources[0].child(name)) {
                         let upper = entries[position]
                         entries[position] = DirectoryEntry(name: name, inode: self.inodeNumbers.number(
-                            backing: info.inode, device: layer.device), type: upper.type, source: upper.source)
+                            backing: ino_t(inode), device: layer.device), type: upper.type, source: upper.source)
                     }
                     return
                 }
                 if hidden.contains(name) { return }
                 positions[name] = entries.count
-                var inode = inodeNumbers.number(backing: info.inode, device: layer.device)
-                if layer.isUpper, info.type != UInt8(DT_DIR),
-                   let origin = OriginInode.read(info.spot, layer: layer, path: source.path.appending(name)) {
-                    inode = origin
+                var shown = inodeNumbers.number(backing: ino_t(inode), device: layer.device)
+                if layer.isUpper, type != UInt8(DT_DIR), let spot,
+                   let origin = OriginInode.read(spot(), layer: layer, path: source.path.appending(name)) {
+                    shown = origin
                 }
-                entries.append(DirectoryEntry(name: name, inode: inode, type: info.type, source: sourceIndex))
-                if layer.isUpper, info.type == UInt8(DT_DIR) { awaitingOrigin.insert(name) }
+                entries.append(DirectoryEntry(name: name, inode: shown, type: type, source: sourceIndex))
+                if layer.isUpper, type == UInt8(DT_DIR) { awaitingOrigin.insert(name) }
             }
             for name in whitedOut {
                 hidden.insert(name)
@@ -67,6 +69,30 @@ extension LayerStack {
             }
         }
         return entries
+    }
+
+    /// Calls `body` for every entry of one layer's directory, from its index when there is one, else read now:
+    /// name, inode number, `DT_*` type, kind, and (for the upper layer) a way to reach the entry itself.
+    private func forEachEntry(_ layer: Layer, _ path: LayerPath, index: (any LayerListing)?,
+                              _ body: (Name, UInt64, UInt8, DirectoryIndex.Kind, (() -> Spot)?) throws(Errno) -> Void) throws(Errno) {
+        guard let index else {
+            return try forEachEntry(layer, path) { (name, info: EntryInfo) throws(Errno) in
+                var kind: DirectoryIndex.Kind = Whiteout.marker(name) == nil ? [] : .marker
+                if info.type == UInt8(DT_CHR), let full = try? info.stat(), Whiteout.isDevice(full) { kind.insert(.whiteout) }
+                try body(name, UInt64(info.inode), info.type, kind, { info.spot })
+            }
+        }
+        // The upper directory is opened once, for the entries whose attributes a listing needs.
+        var opened: CInt?
+        defer { if let opened { Sys.close(opened) } }
+        let spotFor: ((Name) -> Spot?)? = layer.isUpper ? { name in
+            if opened == nil { opened = try? layer.openDirectory(path) }
+            return opened.map { Spot($0, name) }
+        } : nil
+        try index.forEachEntry { name, inode, type, kind throws(Errno) in
+            let spot = spotFor.flatMap { find in find(name).map { found in { found } } }
+            try body(name, inode, type, kind, spot)
+        }
     }
 
     /// Whether an upper directory merges with the lower one of the same name (so shows its number): not when

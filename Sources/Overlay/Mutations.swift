@@ -63,7 +63,9 @@ extension OverlayTree {
                     // Where the object is now: a rename may have moved it (and its upper parent) meanwhile.
                     let target = try id.map { id throws(Errno) in try nodes.view(id).path } ?? path
                     guard let target else { throw .noSuchFileOrDirectory }
-                    try stack.install(staged, at: target)
+                    try stack.install(staged, at: target) { directory in
+                        refresh(target.parent.flatMap(nodes.find), target.name, in: directory)
+                    }
                     if let id {
                         nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory)
                         // A directory's listing names its sources by position: it now has one more.
@@ -102,6 +104,7 @@ extension OverlayTree {
                         let parentInfo = try Sys.stat(Spot(directory, nil))
                         try Sys.link(copy, Spot(directory, last))
                         try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+                        refresh(nodes.find(parent), last, in: directory)
                     }
                 }
                 if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
@@ -111,9 +114,15 @@ extension OverlayTree {
         if let node { nodes.alias(node, FileKey(layer: upper.index, inode: try upper.stat(path).st_ino)) }
     }
 
+    /// After a change in an upper directory, the directory's index (if it has one) looks at the name again.
+    private func refresh(_ parent: NodeID?, _ name: Name?, in directory: CInt) {
+        guard let parent, let name, let index = nodes.upperIndex(of: parent) else { return }
+        index.refresh([name], in: directory)
+    }
+
     private func existing(_ name: Name, in parent: NodeView) throws(Errno) -> Resolution? {
         do {
-            return try stack.resolve(name, in: parent.sources, root: rootSources)
+            return try stack.resolve(name, in: parent.sources, indexes: parent.indexes, root: rootSources)
         } catch .noSuchFileOrDirectory {
             return nil
         }
@@ -134,14 +143,15 @@ extension OverlayTree {
         return try locks.withNamespace { () throws(Errno) -> (Entry, FileDescriptor?) in
             let directory = try nodes.view(parent)
             guard let parentPath = directory.path else { throw .noSuchFileOrDirectory }
-            guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, root: rootSources) else {
+            guard case let .absent(whiteout) = try stack.lookup(name, in: directory.sources, indexes: directory.indexes, root: rootSources) else {
                 throw .fileExists
             }
             // Where the file a new hard link names lives now (a view has a path: a node without one is ENOENT).
             let linkPath = try linkSource.flatMap { id throws(Errno) in try nodes.view(id).path }
             let path = parentPath.appending(name)
             let descriptor = try upper.inDirectory(parentPath) { directory throws(Errno) -> FileDescriptor? in
-                try make(object, name: name, in: directory, over: whiteout, linking: linkPath, owner: owner, upper, work)
+                defer { refresh(parent, name, in: directory) }
+                return try make(object, name: name, in: directory, over: whiteout, linking: linkPath, owner: owner, upper, work)
             }
             listings.drop([parent])
             // What was just made lives in the upper layer alone (a directory made over a whiteout is opaque).
@@ -232,8 +242,9 @@ extension OverlayTree {
             guard let parentPath = parentView.path else { throw .noSuchFileOrDirectory }
             guard let resolution = try existing(name, in: parentView) else { throw .noSuchFileOrDirectory }
             // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
-            let uncovers = stack.lowerHolds(name, in: parentView.sources, root: rootSources)
+            let uncovers = stack.lowerHolds(name, in: parentView.sources, indexes: parentView.indexes, root: rootSources)
             try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
+                defer { refresh(parent, name, in: upperDirectory) }
                 if uncovers {
                     try stack.placeWhiteout(name, in: upperDirectory)
                 } else {
@@ -274,9 +285,13 @@ extension OverlayTree {
                 guard let target else { throw .noSuchFileOrDirectory }
                 try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
             }
-            let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, root: rootSources)
+            let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, indexes: sourceParent.indexes, root: rootSources)
             try upper.inDirectory(sourcePath) { old throws(Errno) in
                 try upper.inDirectory(targetPath) { new throws(Errno) in
+                    defer {
+                        refresh(parent, name, in: old)
+                        refresh(newParent, newName, in: new)
+                    }
                     let oldSpot = Spot(old, name), newSpot = Spot(new, newName)
                     if exchange { return try Sys.rename(oldSpot, newSpot, CLinux_RENAME_EXCHANGE) }
                     // rename cannot put a directory over a device whiteout, nor over a directory holding whiteouts.
@@ -330,6 +345,8 @@ extension OverlayTree {
         guard moving.top.isDirectory, let fromParent = from.parent.path else { return }
         let upper = try upper
         let path = fromParent.appending(from.name)
+        // The directory's own markers change: its index is read again when next needed.
+        if let moved = nodes.child(from.parent.id, from.name) { nodes.dropUpperIndex(moved) }
         if let lower = moving.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
             let sameParent = from.parent.path == to.parent.path && lower.path == path
             try upper.at(path) { spot throws(Errno) in

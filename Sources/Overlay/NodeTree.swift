@@ -45,6 +45,10 @@ struct Node: Sendable {
     /// The merged path as last computed, valid while no rename has happened since (`generation`).
     var cachedPath: LayerPath?
     var pathGeneration: UInt64 = 0
+    /// A directory's layers read once (see `DirectoryIndex`): the upper one, kept up to date by the engine's
+    /// changes, and the lower ones, parallel to `lowers`. nil where not read yet.
+    var upperIndex: LiveIndex?
+    var lowerIndexes: [DirectoryIndex?] = []
 
     var isMerged: Bool { isDirectory && (inUpper ? 1 : 0) + lowers.count > 1 }
 }
@@ -59,6 +63,8 @@ struct NodeView: Sendable {
     let isDirectory: Bool
     let isMerged: Bool
     let openDescriptors: [CInt]
+    /// Parallel to `sources`: each layer's directory as read once, where it has been.
+    let indexes: [(any LayerListing)?]
 
     var isDetached: Bool { path == nil }
 
@@ -96,8 +102,10 @@ final class NodeTree: Sendable {
 
     private static func node(for resolution: Resolution, binding: Binding?, upperLayer: Int?) -> Node {
         let inUpper = resolution.sources.first?.layer == upperLayer && upperLayer != nil
-        return Node(binding: binding, inUpper: inUpper, lowers: Array(resolution.sources.dropFirst(inUpper ? 1 : 0)),
-                    inode: resolution.inode, isDirectory: resolution.top.isDirectory, lookups: 1)
+        var node = Node(binding: binding, inUpper: inUpper, lowers: Array(resolution.sources.dropFirst(inUpper ? 1 : 0)),
+                        inode: resolution.inode, isDirectory: resolution.top.isDirectory, lookups: 1)
+        node.lowerIndexes = Array(resolution.indexes.dropFirst(inUpper ? 1 : 0))
+        return node
     }
 
     /// The node as a request sees it; a node whose names are gone only with `includingDetached`.
@@ -115,9 +123,13 @@ final class NodeTree: Sendable {
     private static func view(_ id: NodeID, _ node: Node, in state: inout State, upperLayer: Int?) -> NodeView {
         let path = Self.path(id.rawValue, in: &state)
         var sources = node.lowers
-        if node.inUpper, let upperLayer, let path { sources.insert(Source(layer: upperLayer, path: path), at: 0) }
+        var indexes: [(any LayerListing)?] = node.lowers.indices.map { $0 < node.lowerIndexes.count ? node.lowerIndexes[$0] : nil }
+        if node.inUpper, let upperLayer, let path {
+            sources.insert(Source(layer: upperLayer, path: path), at: 0)
+            indexes.insert(node.upperIndex, at: 0)
+        }
         return NodeView(id: id, path: path, sources: sources, inode: node.inode, isDirectory: node.isDirectory,
-                        isMerged: node.isMerged, openDescriptors: node.openDescriptors)
+                        isMerged: node.isMerged, openDescriptors: node.openDescriptors, indexes: indexes)
     }
 
     /// The merged path of a node: its parent's plus its name, each cached until the next rename; nil when a
@@ -184,6 +196,16 @@ final class NodeTree: Sendable {
             if let id = state.nodes[parent.rawValue]?.children[name], var node = state.nodes[id] {
                 if node.binding == binding {
                     let fresh = Self.node(for: resolution, binding: binding, upperLayer: upperLayer)
+                    if node.lowers != fresh.lowers || node.inUpper != fresh.inUpper || node.isDirectory != fresh.isDirectory {
+                        node.lowerIndexes = fresh.lowerIndexes
+                        node.upperIndex = nil
+                    } else {
+                        // What this lookup read is as good as what is kept, but the kept one may have been
+                        // looked into already.
+                        for (position, index) in fresh.lowerIndexes.enumerated() where position < node.lowerIndexes.count {
+                            if node.lowerIndexes[position] == nil { node.lowerIndexes[position] = index }
+                        }
+                    }
                     node.inUpper = fresh.inUpper
                     node.lowers = fresh.lowers
                     node.isDirectory = fresh.isDirectory
@@ -285,9 +307,40 @@ final class NodeTree: Sendable {
         state.withLock { state in
             guard var node = state.nodes[id.rawValue] else { return }
             node.inUpper = true
-            if !keepingLowers { node.lowers = [] }
+            node.upperIndex = nil
+            if !keepingLowers {
+                node.lowers = []
+                node.lowerIndexes = []
+            }
             state.nodes[id.rawValue] = node
         }
+    }
+
+    /// Keeps what was read of a directory's layers, where nothing is kept yet (a lookup may have read the
+    /// same meanwhile; the lower layers do not change, and the upper index is only made under the namespace
+    /// lock, where the changes that keep it up to date are made too).
+    func keep(_ id: NodeID, upper: LiveIndex?, lowers: [DirectoryIndex?]) {
+        state.withLock { state in
+            guard var node = state.nodes[id.rawValue] else { return }
+            if node.upperIndex == nil, node.inUpper { node.upperIndex = upper }
+            if node.lowerIndexes.count < node.lowers.count {
+                node.lowerIndexes += [DirectoryIndex?](repeating: nil, count: node.lowers.count - node.lowerIndexes.count)
+            }
+            for (position, index) in lowers.enumerated() where position < node.lowerIndexes.count && node.lowerIndexes[position] == nil {
+                node.lowerIndexes[position] = index
+            }
+            state.nodes[id.rawValue] = node
+        }
+    }
+
+    /// The upper layer's index of a directory node, if one is kept (changes there refresh it).
+    func upperIndex(of id: NodeID) -> LiveIndex? {
+        state.withLock { $0.nodes[id.rawValue]?.upperIndex }
+    }
+
+    /// Forgets a directory's upper index (its own markers changed); it is read again when next needed.
+    func dropUpperIndex(_ id: NodeID) {
+        state.withLock { $0.nodes[id.rawValue]?.upperIndex = nil }
     }
 
     /// Unbinds `name` in `parent`: the name is gone, though the kernel may still hold the node (and a

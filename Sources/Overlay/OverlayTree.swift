@@ -27,20 +27,43 @@ public final class OverlayTree: Sendable {
     /// Resolves `name` in `parent` and counts one kernel reference to the result.
     public func lookup(parent: NodeID, name: Name) throws(Errno) -> Entry {
         if Whiteout.isReserved(name) { throw .noSuchFileOrDirectory }
-        let directory = try nodes.view(parent)
-        let resolution = try stack.resolve(name, in: directory.sources, root: rootSources)
+        let directory = try indexed(parent)
+        let resolution = try stack.resolve(name, in: directory.sources, indexes: directory.indexes, root: rootSources)
         return try remember(parent, name, resolution)
+    }
+
+    /// A directory node with each of its layers read (see `DirectoryIndex`): what is not read yet is read now,
+    /// the lower layers at once, the upper one under the namespace lock (where the changes that keep it up to
+    /// date are made too).
+    func indexed(_ id: NodeID) throws(Errno) -> NodeView {
+        let view = try nodes.view(id)
+        guard view.isDirectory, view.indexes.contains(where: { $0 == nil }) else { return view }
+        let upperLayer = stack.upper?.index
+        let lowers = view.sources.enumerated().filter { $0.element.layer != upperLayer }
+        var read: [DirectoryIndex?] = []
+        for (position, source) in lowers {
+            read.append(view.indexes[position] == nil ? try DirectoryIndex.read(stack.layers[source.layer], source.path) : nil)
+        }
+        nodes.keep(id, upper: nil, lowers: read)
+        if let upperLayer, view.sources.first?.layer == upperLayer, view.indexes.first.map({ $0 == nil }) == true {
+            try locks.withNamespace { () throws(Errno) in
+                guard nodes.upperIndex(of: id) == nil, let path = try nodes.view(id).path else { return }
+                if let index = try DirectoryIndex.read(stack.layers[upperLayer], path) { nodes.keep(id, upper: LiveIndex(index), lowers: []) }
+            }
+        }
+        return try nodes.view(id)
     }
 
     /// lookup for an entry of a listing just read (readdirplus): the listing already showed that no layer above
     /// the entry's holds or whites out the name, so resolution starts at the entry's own layer. A name the
     /// kernel already holds is resolved in full, in case it changed since the listing.
     public func lookup(parent: NodeID, listed entry: DirectoryEntry) throws(Errno) -> Entry {
-        let directory = try nodes.view(parent)
+        let directory = try indexed(parent)
         guard entry.source > 0, entry.source < directory.sources.count, nodes.child(parent, entry.name) == nil else {
             return try lookup(parent: parent, name: entry.name)
         }
-        let resolution = try stack.resolve(entry.name, in: Array(directory.sources[entry.source...]), root: rootSources)
+        let resolution = try stack.resolve(entry.name, in: Array(directory.sources[entry.source...]),
+                                           indexes: Array(directory.indexes[entry.source...]), root: rootSources)
         return try remember(parent, entry.name, resolution)
     }
 
@@ -93,11 +116,11 @@ public final class OverlayTree: Sendable {
     /// directory changes, so that offsets into it stay valid from one readdir to the next without a handle.
     public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
         try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
-            let directory = try nodes.view(node)
+            let directory = try indexed(node)
             let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
             let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
             let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
-            return [dot, dotdot] + (try stack.mergedEntries(directory.sources))
+            return [dot, dotdot] + (try stack.mergedEntries(directory.sources, indexes: directory.indexes))
         }
     }
 

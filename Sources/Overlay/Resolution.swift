@@ -22,6 +22,8 @@ enum Lookup {
 /// a directory has every layer that contributes entries, down to the first opaque one.
 struct Resolution {
     var sources: [Source]
+    /// Parallel to `sources`: a directory's lower layers as read during the lookup (nil where not read).
+    var indexes: [DirectoryIndex?] = []
     var top: stat
     /// The st_ino the mount shows, which for directories and copied-up files differs from the top layer's.
     var inode: UInt64
@@ -33,8 +35,12 @@ extension LayerStack {
     /// a whiteout ends the search with ENOENT, a non-directory is served by the first layer holding it, and a
     /// directory merges with lower directories of the same name until one is opaque or a lower layer holds a
     /// whiteout or a non-directory there. A directory with a redirect continues the descent at its old path.
-    func resolve(_ name: Name, in parent: [Source], root: [Source]) throws(Errno) -> Resolution {
-        guard case let .found(resolution) = try lookup(name, in: parent, root: root) else { throw .noSuchFileOrDirectory }
+    /// `indexes` (parallel to `parent`) are the layers' directories as read once, which answer for names they
+    /// do not hold without a system call.
+    func resolve(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) throws(Errno) -> Resolution {
+        guard case let .found(resolution) = try lookup(name, in: parent, indexes: indexes, root: root) else {
+            throw .noSuchFileOrDirectory
+        }
         return resolution
     }
 
@@ -43,72 +49,96 @@ extension LayerStack {
         var resolution: Resolution?
         for name in path.components {
             if let current = resolution, !current.top.isDirectory { throw .notDirectory }
-            resolution = try resolve(name, in: resolution?.sources ?? rootSources, root: rootSources)
+            resolution = try resolve(name, in: resolution?.sources ?? rootSources, indexes: resolution?.indexes ?? [], root: rootSources)
         }
         return resolution
     }
 
+    /// One layer's candidate for a name: where it would be, and that layer's index of the directory holding it
+    /// when the lookup has one.
+    private struct Candidate {
+        let source: Source
+        let index: (any LayerListing)?
+    }
+
     /// What `name` in a directory served by `parent` is: a resolution, or absent, together with the form of the
     /// whiteout the upper layer holds for it (which a new object at that name must replace).
-    func lookup(_ name: Name, in parent: [Source], root: [Source]) throws(Errno) -> Lookup {
-        var candidates = parent.map { $0.child(name) }
-        var found: [(source: Source, info: stat)] = []
-        var origin: UInt64?
-        var index = 0
-        scan: while index < candidates.count {
-            let candidate = candidates[index]
-            index += 1
-            let layer = layers[candidate.layer]
-            let isLast = index == candidates.count
-            let step: CandidateStep
-            do {
-                step = try layer.at(candidate.path) { spot throws(Errno) -> CandidateStep in
-                    try self.examine(spot, candidate, layer, isLast: isLast, continuing: !found.isEmpty)
-                }
-            } catch .noSuchFileOrDirectory, .notDirectory {
-                // The parent directory is missing in this layer (or is no directory there): nothing here.
-                continue
+    func lookup(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) throws(Errno) -> Lookup {
+        func candidatesFor(_ name: Name, below layer: Int) -> [Candidate] {
+            parent.indices.filter { parent[$0].layer > layer }.map { position in
+                Candidate(source: parent[position].child(name), index: position < indexes.count ? indexes[position] : nil)
             }
+        }
+        var candidates = candidatesFor(name, below: -1)
+        var found: [(source: Source, info: stat, index: DirectoryIndex?)] = []
+        var origin: UInt64?
+        var position = 0
+        scan: while position < candidates.count {
+            let candidate = candidates[position]
+            position += 1
+            let layer = layers[candidate.source.layer]
+            let step = try examine(candidate, layer, isLast: position == candidates.count, continuing: !found.isEmpty)
             switch step {
             case .missing:
                 continue scan
             case let .whiteout(form):
                 if found.isEmpty, layer.isUpper { return .absent(upperWhiteout: form) }
                 break scan
-            case let .object(info, stop, redirect, recordedInode):
+            case let .object(info, stop, redirect, recordedInode, index):
                 if let first = found.first, !(first.info.isDirectory && info.isDirectory) { break scan }
                 if found.isEmpty { origin = recordedInode }
-                found.append((candidate, info))
+                found.append((candidate.source, info, index))
                 if stop { break scan }
                 guard let redirect else { continue scan }
-                let below = candidate.layer
+                let below = candidate.source.layer
                 switch redirect {
                 case let .absolute(target):
-                    candidates = root.filter { $0.layer > below }.map { Source(layer: $0.layer, path: target) }
+                    candidates = root.filter { $0.layer > below }.map { Candidate(source: Source(layer: $0.layer, path: target), index: nil) }
                 case let .sibling(old):
-                    candidates = parent.filter { $0.layer > below }.map { $0.child(old) }
+                    candidates = candidatesFor(old, below: below)
                 }
-                index = 0
+                position = 0
             }
         }
         guard let top = found.first else { return .absent(upperWhiteout: nil) }
-        return .found(Resolution(sources: found.map(\.source), top: top.info,
-                                 inode: inodeNumber(isRoot: false, found: found, origin: origin)))
+        return .found(Resolution(sources: found.map(\.source), indexes: found.map(\.index), top: top.info,
+                                 inode: inodeNumber(isRoot: false, found: found.map { ($0.source, $0.info) }, origin: origin)))
     }
 
     /// What one layer holds at a candidate path.
     private enum CandidateStep {
         case missing
         case whiteout(Whiteout.Format)
-        /// `stop`: nothing below merges with it (a non-directory, an opaque directory, the bottom layer).
-        case object(stat, stop: Bool, redirect: Redirect?, recordedInode: UInt64?)
+        /// `stop`: nothing below merges with it (a non-directory, an opaque directory, the bottom layer). `index`:
+        /// a lower directory read while it was looked at.
+        case object(stat, stop: Bool, redirect: Redirect?, recordedInode: UInt64?, index: DirectoryIndex?)
+    }
+
+    private func examine(_ candidate: Candidate, _ layer: Layer, isLast: Bool, continuing: Bool) throws(Errno) -> CandidateStep {
+        guard let name = candidate.source.path.name else { return .missing }
+        if let index = candidate.index {
+            switch index.answer(for: name) {
+            case .absent: return .missing
+            // A `.wh.` file only hides what lies below it; below the last candidate there is nothing.
+            case .whiteout(.file) where isLast: return .missing
+            case let .whiteout(form): return .whiteout(form)
+            case .present: break
+            }
+        }
+        do {
+            return try layer.at(candidate.source.path) { spot throws(Errno) -> CandidateStep in
+                try self.examine(spot, candidate.source, layer, isLast: isLast, continuing: continuing)
+            }
+        } catch .noSuchFileOrDirectory, .notDirectory {
+            // The parent directory is missing in this layer (or is no directory there): nothing here.
+            return .missing
+        }
     }
 
     private func examine(_ spot: Spot, _ candidate: Source, _ layer: Layer, isLast: Bool,
                          continuing: Bool) throws(Errno) -> CandidateStep {
         guard let name = spot.name else { return .missing }
         guard let info = try Sys.statIfPresent(spot) else {
-            // A `.wh.` file only hides what lies below it; below the last candidate there is nothing.
             if !isLast, let marker = Whiteout.markerName(for: name), try Sys.statIfPresent(Spot(spot.directory, marker)) != nil {
                 return .whiteout(.file)
             }
@@ -117,16 +147,25 @@ extension LayerStack {
         if Whiteout.isDevice(info) { return .whiteout(.device) }
         guard info.isDirectory else {
             let recorded = layer.isUpper && !continuing ? OriginInode.read(spot, layer: layer, path: candidate.path) : nil
-            return .object(info, stop: true, redirect: nil, recordedInode: recorded)
+            return .object(info, stop: true, redirect: nil, recordedInode: recorded, index: nil)
         }
         // Opacity and redirects only matter while there are layers below (an absolute redirect reaches any of
         // them, not only those below the parent); the kernel reads a redirect only where the directory is not opaque.
-        if candidate.layer == layers.count - 1 { return .object(info, stop: true, redirect: nil, recordedInode: nil) }
-        let directory = try Sys.open(spot, CLinux_O_PATH | CLinux_O_DIRECTORY)
-        defer { Sys.close(directory) }
-        if try OpaqueDirectory.isOpaque(directory) { return .object(info, stop: true, redirect: nil, recordedInode: nil) }
-        let redirect = try Redirect.read(directory, layer: layer, path: candidate.path)
-        return .object(info, stop: false, redirect: redirect, recordedInode: nil)
+        if candidate.layer == layers.count - 1 { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: nil) }
+        guard !layer.isUpper else {
+            // The upper layer changes with the mount: its index is read only under the namespace lock, so here
+            // its markers are read on their own.
+            let directory = try Sys.open(spot, CLinux_O_PATH | CLinux_O_DIRECTORY)
+            defer { Sys.close(directory) }
+            if try OpaqueDirectory.isOpaque(directory) { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: nil) }
+            let redirect = try Redirect.read(directory, layer: layer, path: candidate.path)
+            return .object(info, stop: false, redirect: redirect, recordedInode: nil, index: nil)
+        }
+        // A lower directory is read whole now: its markers decide this lookup, and its names the next ones.
+        let index = try DirectoryIndex.read(try Sys.open(spot, O_RDONLY | CLinux_O_DIRECTORY), layer: layer, path: candidate.path)
+        if index.isOpaque { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: index) }
+        let redirect = try index.redirect?.get()
+        return .object(info, stop: false, redirect: redirect, recordedInode: nil, index: index)
     }
 
     /// The resolution of an object just made in the upper layer (and open as `descriptor`, if given), which

@@ -72,10 +72,12 @@ extension LayerStack {
     }
 
     /// Whether a layer below the upper one still holds `name`, so that removing the upper entry would uncover it.
-    func lowerHolds(_ name: Name, in parent: [Source], root: [Source]) -> Bool {
-        let lower = parent.filter { !layers[$0.layer].isUpper }
+    /// `indexes` are the parent's, parallel to `parent`.
+    func lowerHolds(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) -> Bool {
+        let lower = parent.indices.filter { !layers[parent[$0].layer].isUpper }
         guard !lower.isEmpty else { return false }
-        return (try? resolve(name, in: lower, root: root)) != nil
+        return (try? resolve(name, in: lower.map { parent[$0] }, indexes: lower.map { $0 < indexes.count ? indexes[$0] : nil },
+                             root: root)) != nil
     }
 
     /// Marks a staged or upper directory as renamed from `origin`, in the kernel's format.
