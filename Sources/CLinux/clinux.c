@@ -9,6 +9,8 @@
 #include <linux/openat2.h>
 #include <limits.h>
 #include <sys/syscall.h>
+#include <errno.h>
+#include <string.h>
 
 const int CLinux_O_PATH = O_PATH;
 const int CLinux_O_DIRECTORY = O_DIRECTORY;
@@ -92,3 +94,35 @@ unsigned int CLinux_major(dev_t dev) { return major(dev); }
 unsigned int CLinux_minor(dev_t dev) { return minor(dev); }
 
 const char *CLinux_dirent_name(const struct dirent *entry) { return entry->d_name; }
+
+int CLinux_name_to_handle(int dirfd, const char *name, int *type, unsigned char *handle, unsigned int capacity,
+                          unsigned int *length) {
+    struct {
+        struct file_handle header;
+        unsigned char bytes[MAX_HANDLE_SZ];
+    } buffer;
+    int mount_id;
+    buffer.header.handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(dirfd, name, &buffer.header, &mount_id, 0) != 0) return -1;
+    if (buffer.header.handle_bytes > capacity) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    memcpy(handle, buffer.header.f_handle, buffer.header.handle_bytes);
+    *type = buffer.header.handle_type;
+    *length = buffer.header.handle_bytes;
+    return 0;
+}
+
+// FS_IOC_GETFSUUID and struct fsuuid2 arrived in Linux 6.5, after Debian 12's headers.
+struct clinux_fsuuid2 { unsigned char len; unsigned char uuid[16]; };
+#define CLINUX_FS_IOC_GETFSUUID _IOR(0x15, 0, struct clinux_fsuuid2)
+
+int CLinux_filesystem_uuid(int fd, unsigned char *uuid, unsigned int *length) {
+    struct clinux_fsuuid2 answer = { 0 };
+    if (ioctl(fd, CLINUX_FS_IOC_GETFSUUID, &answer) != 0) return -1;
+    if (answer.len > 16) answer.len = 16;
+    memcpy(uuid, answer.uuid, answer.len);
+    *length = answer.len;
+    return 0;
+}

@@ -135,8 +135,6 @@ public struct Capabilities: OptionSet, Sendable {
     public static let writebackCache = Capabilities(rawValue: 1 << 16)
     /// The kernel enforces POSIX ACLs (and turns default_permissions on).
     public static let posixACL = Capabilities(rawValue: 1 << 19)
-    /// The server, not the kernel, clears setuid and setgid bits on write, truncate and chown.
-    public static let handleKillPriv = Capabilities(rawValue: 1 << 20)
     /// The server needs no OPENDIR or RELEASEDIR: FuseKit answers opendir with ENOSYS, after which the kernel
     /// sends neither and keeps directory listings in its cache.
     public static let noOpendirSupport = Capabilities(rawValue: 1 << 24)

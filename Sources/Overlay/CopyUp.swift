@@ -3,13 +3,23 @@ import Glibc
 import Synchronization
 import SystemPackage
 
+/// What a copy-up of a regular file takes along.
+enum CopyUpContent: Sendable {
+    /// Everything: a change to the data follows.
+    case data
+    /// Metadata alone, as the kernel's metacopy: chmod, chown, utimensat and xattrs change nothing else, so the
+    /// data stays below until something writes it (see `fillData`).
+    case metadata
+    /// Metadata alone, and no pointer to the data either: the file is about to be truncated (O_TRUNC).
+    case nothing
+}
+
 /// Copying an object from a lower layer into the upper one: built in the work directory with its content,
 /// owner, mode, extended attributes and times (`stageCopy`), then renamed into place in one step (`install`).
 extension LayerStack {
     /// Builds a copy of `source` (a lower layer's object, whose attributes are `info`) in the work directory and
-    /// returns its name there. `data: false` copies only metadata (for an open with O_TRUNC). `inode` is the
-    /// number the file showed, recorded so that it keeps showing it.
-    func stageCopy(of source: Source, info: stat, inode: UInt64, data: Bool) throws(Errno) -> Name {
+    /// returns its name there. `inode` is the number the file showed, recorded so that it keeps showing it.
+    func stageCopy(of source: Source, info: stat, inode: UInt64, content: CopyUpContent) throws(Errno) -> Name {
         let (_, work) = try writable()
         let lower = layers[source.layer]
         let temporary = work.temporaryName()
@@ -17,7 +27,7 @@ extension LayerStack {
         do {
             try lower.at(source.path) { original throws(Errno) in
                 if info.fileType == S_IFREG {
-                    try copyFile(original, info, to: staged, data: data, inode: inode)
+                    try copyFile(original, source, info, to: staged, content: content, inode: inode)
                     return
                 }
                 switch info.fileType {
@@ -55,18 +65,49 @@ extension LayerStack {
         return (upper, work)
     }
 
-    /// A regular file: content and metadata go through the two descriptors, and the copy is synced before it
-    /// is moved into place (unless volatile), as the kernel does, so that no crash leaves a partial copy showing.
-    private func copyFile(_ original: Spot, _ info: stat, to staged: Spot, data: Bool, inode: UInt64) throws(Errno) {
+    /// A regular file: content and metadata go through the two descriptors, and a copy of the data is synced
+    /// before it is moved into place (unless volatile), as the kernel does, so that no crash leaves a partial copy
+    /// showing. A metadata-only copy has the lower file's size and no data blocks, and says so in the kernel's
+    /// format (metacopy, and origin naming the lower file); like the kernel, it is not synced: the rename that
+    /// moves it into place leaves the old metadata or the new.
+    private func copyFile(_ original: Spot, _ lower: Source, _ info: stat, to staged: Spot, content: CopyUpContent,
+                          inode: UInt64) throws(Errno) {
         let source = try Sys.open(original, O_RDONLY)
         defer { Sys.close(source) }
         let target = try Sys.open(staged, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         defer { Sys.close(target) }
-        let copiesData = data && info.st_size > 0
+        let copiesData = content == .data && info.st_size > 0
         if copiesData { try copyContent(source, target, info) }
+        if content == .metadata { try Sys.truncate(target, info.st_size) }
         try copyMetadata(from: .descriptor(source), info, to: .descriptor(target))
-        try OriginInode.record(inode, on: .descriptor(target))
+        // A metadata-only file shows its data's number, as the kernel shows its origin's: no record needed (and
+        // none taking an xattr block, so that a metadata-only copy uses no block at all where the filesystem
+        // keeps small attributes in the inode).
+        if content != .metadata { try OriginInode.record(inode, on: .descriptor(target)) }
+        if content == .metadata {
+            try MarkerWriter.set(Metacopy.writableNames, [], on: .descriptor(target))
+            if let origin = Origin.record(of: original, uuid: filesystemUUIDs[lower.layer]) {
+                try MarkerWriter.set(Origin.writableNames, origin, on: .descriptor(target))
+            }
+        }
         if copiesData, !volatile { try Sys.sync(target) }
+    }
+
+    /// Copies a metadata-only file's data into it, in place, from `data`; synced (unless volatile) before the
+    /// metacopy marker goes, so that a crash leaves the marker, and so the old data, or the whole new copy. From
+    /// then on the file keeps showing `inode` by the record other copy-ups carry.
+    func fillData(_ upper: Spot, from data: Source, inode: UInt64) throws(Errno) {
+        let source = try layers[data.layer].at(data.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
+        defer { Sys.close(source) }
+        let target = try Sys.open(upper, O_WRONLY)
+        defer { Sys.close(target) }
+        let info = try Sys.fstat(source)
+        if info.st_size > 0 { try copyContent(source, target, info) }
+        try OriginInode.record(inode, on: .descriptor(target))
+        if !volatile { try Sys.sync(target) }
+        for name in Metacopy.writableNames {
+            do throws(Errno) { try Sys.removeXattr(target, name) } catch .noData, .notSupported, .notPermitted {}
+        }
     }
 
     /// Clones where the filesystem can; otherwise copies only the data segments, so holes stay holes.

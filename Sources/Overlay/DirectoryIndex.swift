@@ -240,7 +240,7 @@ extension DirectoryIndex {
             for name in OpaqueDirectory.xattrNames where try Sys.xattr(spot, name) == [0x79] { opaque = true }
             opaqueAttribute = opaque
             do {
-                redirect = try Redirect.read(fd, layer: layer, path: path).map { .success($0) }
+                redirect = try Redirect.read(Spot(fd, nil), layer: layer, path: path).map { .success($0) }
             } catch .invalidArgument {
                 redirect = .failure(.invalidArgument)
             } catch .permissionDenied {

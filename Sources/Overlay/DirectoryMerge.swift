@@ -101,7 +101,7 @@ extension LayerStack {
         let layer = layers[upper.layer]
         let merges = try? layer.inDirectory(upper.path) { fd throws(Errno) -> Bool in
             if try OpaqueDirectory.isOpaque(fd) { return false }
-            return try Redirect.read(fd, layer: layer, path: upper.path) == nil
+            return try Redirect.read(Spot(fd, nil), layer: layer, path: upper.path) == nil
         }
         return merges ?? false
     }

@@ -115,10 +115,16 @@ public struct WriteSettings: Sendable {
     public var whiteout: Whiteout.Format?
     /// Skip the syncs that make copy-up durable (fuse-overlayfs's `volatile` and `fsync=0`).
     public var volatile: Bool
+    /// Copy up only metadata for chmod, chown, utimensat and xattr changes, in the kernel's metacopy format
+    /// (`metacopy=on`). Off by default, as in the kernel: such an upper layer reads right only where metacopy is
+    /// understood (the kernel with metacopy=on, Strata), not in fuse-overlayfs or tools that read upper layers
+    /// directly (containers/storage's diff, for one).
+    public var metacopy: Bool
 
-    public init(whiteout: Whiteout.Format? = nil, volatile: Bool = false) {
+    public init(whiteout: Whiteout.Format? = nil, volatile: Bool = false, metacopy: Bool = false) {
         self.whiteout = whiteout
         self.volatile = volatile
+        self.metacopy = metacopy
     }
 }
 
@@ -132,6 +138,8 @@ public final class LayerStack: Sendable {
     let mapping: AttributeMapping
     let hardLinks = HardLinkIndex()
     let cloning = CloneSupport()
+    /// Each layer's filesystem UUID, as origin records name it (empty where the filesystem has none).
+    let filesystemUUIDs: [[UInt8]]
     var volatile: Bool { settings.volatile }
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
@@ -158,6 +166,9 @@ public final class LayerStack: Sendable {
         }
         self.layers = layers
         self.inodeNumbers = InodeNumbering(devices: layers.map(\.device))
+        self.filesystemUUIDs = layers.map { layer in
+            (try? Sys.withOpened(Spot(layer.rootFD, nil)) { fd throws(Errno) in Sys.filesystemUUID(fd) }) ?? []
+        }
         do {
             self.work = try workdir.map { workdir throws(Errno) in try WorkDirectory(workdir) }
         } catch {

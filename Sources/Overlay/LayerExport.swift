@@ -56,7 +56,13 @@ extension LayerStack {
                 entries.append(try self.marker(.whiteout, path.appending(markerName), of: Source(layer: layer.index, path: child)))
                 return
             }
-            entries.append(try self.object(child, info: full, at: info.spot, source: Source(layer: layer.index, path: child)))
+            // A metadata-only file's content is its data's, below it.
+            var content = Source(layer: layer.index, path: child)
+            if full.fileType == S_IFREG, let merged, try Metacopy.read(info.spot, layer: layer, path: child),
+               let data = try self.resolve(name, in: merged, root: root).data {
+                content = data
+            }
+            entries.append(try self.object(child, info: full, at: info.spot, source: content))
             if full.isDirectory { directories.append(name) }
         }
         for name in directories {
@@ -85,7 +91,7 @@ extension LayerStack {
             let top = resolution.sources[0]
             let child = path.appending(entry.name)
             try layers[top.layer].at(top.path) { spot throws(Errno) in
-                entries.append(try object(child, info: resolution.top, at: spot, source: top))
+                entries.append(try object(child, info: resolution.top, at: spot, source: resolution.data ?? top))
             }
             if resolution.top.isDirectory { try exportMerged(child, resolution.sources, root: root, into: &entries) }
         }

@@ -44,7 +44,7 @@ extension LayerStack {
             if !path.isRoot {
                 try layer.inDirectory(path) { fd throws(Errno) in
                     if try OpaqueDirectory.isOpaque(fd) { summary.opaqueDirectories += 1 }
-                    if (try? Redirect.read(fd, layer: layer, path: path)) != nil { summary.redirectedDirectories += 1 }
+                    if (try? Redirect.read(Spot(fd, nil), layer: layer, path: path)) != nil { summary.redirectedDirectories += 1 }
                 }
             }
             var children: [Name] = []
@@ -121,7 +121,7 @@ extension LayerStack {
     func carriesRedirect(_ layer: Layer, _ path: LayerPath) -> Bool {
         let found = try? layer.inDirectory(path) { fd throws(Errno) -> Bool in
             do throws(Errno) {
-                return try Redirect.read(fd, layer: layer, path: path) != nil
+                return try Redirect.read(Spot(fd, nil), layer: layer, path: path) != nil
             } catch .invalidArgument, .permissionDenied {
                 return true
             }

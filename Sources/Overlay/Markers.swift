@@ -35,11 +35,11 @@ enum Redirect: Equatable {
     static let xattrNames = Xattr.overlay("redirect")
     static let writableNames = Xattr.overlayForWriting("redirect")
 
-    /// The redirect a directory carries, nil when it carries none. An invalid value fails with the error the
+    /// The redirect an object carries (a directory, or a metadata-only file), nil when it carries none. An invalid value fails with the error the
     /// kernel gives for it (EINVAL for a malformed value, EACCES for a "." or ".." component), once logged.
-    static func read(_ directory: CInt, layer: Layer, path: LayerPath) throws(Errno) -> Redirect? {
+    static func read(_ spot: Spot, layer: Layer, path: LayerPath) throws(Errno) -> Redirect? {
         for name in xattrNames {
-            guard let value = try Sys.xattr(Spot(directory, nil), name) else { continue }
+            guard let value = try Sys.xattr(spot, name) else { continue }
             do {
                 return try parse(value)
             } catch {
@@ -136,10 +136,14 @@ enum OriginInode {
 /// Writes the overlay's own markers where the daemon may: the trusted namespace as root, else the user one.
 enum MarkerWriter {
     static func set(_ names: [[UInt8]], _ value: [UInt8], on spot: Spot) throws(Errno) {
+        try set(names, value, on: .spot(spot))
+    }
+
+    static func set(_ names: [[UInt8]], _ value: [UInt8], on object: BackingObject) throws(Errno) {
         do throws(Errno) {
-            try Sys.setXattr(spot, names[0], value)
+            try object.setXattr(names[0], value)
         } catch .notPermitted, .notSupported {
-            try Sys.setXattr(spot, names[1], value)
+            try object.setXattr(names[1], value)
         }
     }
 }
@@ -179,5 +183,47 @@ enum MarkerLog {
         case false?:
             break
         }
+    }
+}
+
+/// The kernel's metacopy marker (`overlay.metacopy`): an upper file that holds only metadata, its data still in
+/// the lower file of the same name (or, renamed, at its redirect). The value is empty, or a struct ovl_metacopy
+/// (version 0, its own length, flags, a digest); anything else is EIO for that file, as in the kernel.
+enum Metacopy {
+    static let xattrNames = Xattr.overlay("metacopy")
+    static let writableNames = Xattr.overlayForWriting("metacopy")
+
+    static func read(_ spot: Spot, layer: Layer, path: LayerPath) throws(Errno) -> Bool {
+        for name in xattrNames {
+            guard let value = try Sys.xattr(spot, name) else { continue }
+            if value.isEmpty || (value.count >= 4 && value[0] == 0 && Int(value[1]) == value.count) { return true }
+            MarkerLog.invalid("metacopy", value: value, layer: layer, path: path, error: .ioError)
+            throw .ioError
+        }
+        return false
+    }
+}
+
+/// The kernel's `overlay.origin`: the lower object a copy-up came from, as a struct ovl_fb (version 0, magic
+/// 0xfb, length, flags, the handle's type, the lower filesystem's UUID, the handle itself). Strata writes it on
+/// metadata-only copies as the kernel does; it never follows one (lookups go by name and redirect).
+enum Origin {
+    static let writableNames = Xattr.overlayForWriting("origin")
+
+    /// The record for the object at `spot`, on a filesystem whose UUID is `uuid`; nil where the filesystem gives
+    /// no handles. Its flags are the kernel's for a lower file on a little-endian machine: none.
+    static func record(of spot: Spot, uuid: [UInt8]) -> [UInt8]? {
+        var type: CInt = 0
+        var length: UInt32 = 0
+        var handle = [UInt8](repeating: 0, count: 128)
+        let status = spot.withPath { name in
+            handle.withUnsafeMutableBufferPointer { buffer in
+                CLinux_name_to_handle(spot.directory, name, &type, buffer.baseAddress, UInt32(buffer.count), &length)
+            }
+        }
+        guard status == 0, type >= 0, type < 256, length + 21 < 256 else { return nil }
+        let paddedUUID = Array((uuid + [UInt8](repeating: 0, count: 16)).prefix(16))
+        let header: [UInt8] = [0, 0xfb, UInt8(21 + length), 0, UInt8(type)]
+        return header + paddedUUID + handle.prefix(Int(length))
     }
 }

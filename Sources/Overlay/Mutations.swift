@@ -18,46 +18,81 @@ extension OverlayTree {
         get throws(Errno) { try stack.writable().0 }
     }
 
-    /// Makes sure the object behind `id` lives in the upper layer, copying it and its parents up first.
+    /// Makes sure the object behind `id` lives in the upper layer, copying it and its parents up first, with
+    /// `content` (for a regular file: its data, its metadata alone, or nothing of it). A metadata-only file that
+    /// now needs its data gets it in place.
     @discardableResult
-    func copyUp(_ id: NodeID, data: Bool = true) throws(Errno) -> NodeView {
+    func copyUp(_ id: NodeID, content wanted: CopyUpContent = .data) throws(Errno) -> NodeView {
+        let content = wanted == .metadata && !stack.settings.metacopy ? .data : wanted
         let view = try nodes.view(id)
         guard let path = view.path else { throw .noSuchFileOrDirectory }
-        if stack.layers[try view.top.layer].isUpper { return view }
-        try copyUp(path: path, data: data, node: id)
+        if stack.layers[try view.top.layer].isUpper {
+            if view.data == nil || content == .metadata { return view }
+            try finishMetadataOnly(id, discardingData: content == .nothing)
+        } else {
+            try copyUp(path: path, content: content, node: id)
+        }
         return try nodes.view(id)
     }
 
-    /// What an object is now: its sources, number and type, from the node the kernel holds for it or resolved
-    /// from the root.
-    private func current(_ path: LayerPath, _ id: NodeID?) throws(Errno) -> (sources: [Source], inode: UInt64, isDirectory: Bool) {
+    /// A metadata-only file gets its data (or, about to be truncated, stops pointing at it): once.
+    private func finishMetadataOnly(_ id: NodeID, discardingData: Bool) throws(Errno) {
+        try locks.withObject(.node(id.rawValue)) { () throws(Errno) in
+            let view = try nodes.view(id)
+            guard let data = view.data else { return }
+            let top = try view.top
+            try stack.layers[top.layer].at(top.path) { spot throws(Errno) in
+                if discardingData {
+                    for name in Metacopy.writableNames {
+                        do throws(Errno) { try Sys.removeXattr(spot, name) } catch .noData, .notSupported, .notPermitted {}
+                    }
+                } else {
+                    try stack.fillData(spot, from: data, inode: view.inode)
+                }
+            }
+            nodes.dataIsAt(id, nil)
+        }
+    }
+
+    /// What an object is now: its sources, data, number and type, from the node the kernel holds for it or
+    /// resolved from the root.
+    private func current(_ path: LayerPath, _ id: NodeID?) throws(Errno)
+        -> (sources: [Source], data: Source?, inode: UInt64, isDirectory: Bool) {
         if let id {
             let view = try nodes.view(id)
-            return (view.sources, view.inode, view.isDirectory)
+            return (view.sources, view.data, view.inode, view.isDirectory)
         }
         guard let resolution = try stack.resolve(path: path, rootSources: rootSources) else {
-            return (rootSources, 0, true)
+            return (rootSources, nil, 0, true)
         }
-        return (resolution.sources, resolution.inode, resolution.top.isDirectory)
+        return (resolution.sources, resolution.data, resolution.inode, resolution.top.isDirectory)
     }
 
     /// Copies the object at a merged path up, its parents first. `node` is the node the kernel holds for it, if
     /// any (otherwise the one bound at the path is used). Each object is copied once: a second thread waits on
     /// the object's lock and finds the copy done.
-    private func copyUp(path: LayerPath, data: Bool, node: NodeID? = nil) throws(Errno) {
+    private func copyUp(path: LayerPath, content wanted: CopyUpContent, node: NodeID? = nil) throws(Errno) {
+        let content = wanted == .metadata && !stack.settings.metacopy ? .data : wanted
         let id = node ?? nodes.find(path).flatMap { nodes.isBound($0, at: path) ? $0 : nil }
         guard let first = try current(path, id).sources.first else { throw Impossible.state("\(path) has no source") }
         if stack.layers[first.layer].isUpper { return }
-        if let parent = path.parent { try copyUp(path: parent, data: true) }
+        if let parent = path.parent { try copyUp(path: parent, content: .data) }
         try locks.withObject(id.map { .node($0.rawValue) } ?? .path(path)) { () throws(Errno) in
-            let (sources, inode, isDirectory) = try current(path, id)
+            let (sources, data, inode, isDirectory) = try current(path, id)
             guard let source = sources.first else { throw Impossible.state("\(path) has no source") }
             if stack.layers[source.layer].isUpper { return }
             let lowerInfo = try stack.layers[source.layer].stat(source.path)
             // A lower object that changed its type since it was looked up (a directory swapped for a link under
             // the live mount) is not what the kernel holds: its node is stale.
             if lowerInfo.isDirectory != isDirectory { throw .staleNFSFileHandle }
-            let staged = try stack.stageCopy(of: source, info: lowerInfo, inode: inode, data: data)
+            let dataSource = lowerInfo.fileType == S_IFREG && content == .metadata ? (data ?? source) : nil
+            // A lower file that itself holds only metadata has its data deeper down: a full copy takes it from there.
+            let staged = try stack.stageCopy(of: source, info: lowerInfo, inode: inode,
+                                             content: data != nil && content == .data ? .metadata : content)
+            if let data, content == .data {
+                let (_, work) = try stack.writable()
+                try stack.fillData(Spot(work.fd, staged), from: data, inode: inode)
+            }
             do throws(Errno) {
                 try locks.withNamespace { () throws(Errno) in
                     // Where the object is now: a rename may have moved it (and its upper parent) meanwhile.
@@ -67,7 +102,11 @@ extension OverlayTree {
                         refresh(target.parent.flatMap(nodes.find), target.name, in: directory)
                     }
                     if let id {
-                        nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory)
+                        if let dataSource {
+                            nodes.dataIsAt(id, dataSource)
+                        } else {
+                            nodes.copiedUp(id, keepingLowers: lowerInfo.isDirectory)
+                        }
                         // A directory's listing names its sources by position: it now has one more.
                         if lowerInfo.isDirectory { listings.drop([id]) }
                     }
@@ -77,14 +116,15 @@ extension OverlayTree {
                 throw error
             }
             if !lowerInfo.isDirectory, lowerInfo.st_nlink > 1 {
-                try linkUp(otherNamesOf: source, copiedTo: id.flatMap { try? nodes.view($0).path } ?? path, node: id)
+                try linkUp(otherNamesOf: source, copiedTo: id.flatMap { try? nodes.view($0).path } ?? path, node: id,
+                           data: dataSource)
             }
         }
     }
 
     /// Gives every other name of a copied-up hard-linked file the upper copy too, so that all names keep showing
     /// one file (the kernel breaks them apart unless it runs with index=on).
-    private func linkUp(otherNamesOf source: Source, copiedTo path: LayerPath, node: NodeID?) throws(Errno) {
+    private func linkUp(otherNamesOf source: Source, copiedTo path: LayerPath, node: NodeID?, data: Source?) throws(Errno) {
         let upper = try upper
         let lower = stack.layers[source.layer]
         let lowerInode = try lower.stat(source.path).st_ino
@@ -95,7 +135,7 @@ extension OverlayTree {
                 (try? self.stack.resolve(path: name, rootSources: self.rootSources))?.sources.first == Source(layer: source.layer, path: name)
             }
             guard servedFromThisFile() else { continue }
-            try copyUp(path: parent, data: true)
+            try copyUp(path: parent, content: .data)
             try locks.withNamespace { () throws(Errno) in
                 guard servedFromThisFile() else { return }
                 // Like the copy-up itself, linking the other names is no change to their directories.
@@ -107,7 +147,9 @@ extension OverlayTree {
                         refresh(nodes.find(parent), last, in: directory)
                     }
                 }
-                if let id = nodes.find(name), nodes.isBound(id, at: name) { nodes.copiedUp(id, keepingLowers: false) }
+                if let id = nodes.find(name), nodes.isBound(id, at: name) {
+                    if let data { nodes.dataIsAt(id, data) } else { nodes.copiedUp(id, keepingLowers: false) }
+                }
                 if let directory = nodes.find(parent) { listings.drop([directory]) }
             }
         }
@@ -136,7 +178,7 @@ extension OverlayTree {
         try copyUp(parent)
         var linkSource: NodeID?
         if case let .hardLink(target) = object {
-            try copyUp(target)
+            try copyUp(target, content: .metadata)
             linkSource = target
         }
         let (upper, work) = try stack.writable()
@@ -234,7 +276,7 @@ extension OverlayTree {
         // Removing one name of a lower hard-linked file leaves the others with one link fewer, as the kernel
         // shows with index=on: the file moves up (all its names linked to the copy), then this name goes.
         if !directory, resolution.top.st_nlink > 1, !stack.layers[resolution.sources[0].layer].isUpper {
-            try copyUp(path: parentPath.appending(name), data: true)
+            try copyUp(path: parentPath.appending(name), content: .metadata)
         }
         let upper = try upper
         try locks.withNamespace { () throws(Errno) in
@@ -264,14 +306,14 @@ extension OverlayTree {
         // the namespace lock, with everything looked at again there.
         let (_, target, from, to) = try renameCase(parent, name, newParent, newName, flags: flags)
         if from == to { return }
-        try copyUp(path: from, data: true)
+        try copyUp(path: from, content: .metadata)
         if exchange {
-            try copyUp(path: to, data: true)
+            try copyUp(path: to, content: .metadata)
         } else {
             try copyUp(newParent)
             // Replacing one name of a lower hard-linked file leaves its other names one link fewer (see remove).
             if let target, !target.top.isDirectory, target.top.st_nlink > 1, !stack.layers[target.sources[0].layer].isUpper {
-                try copyUp(path: to, data: true)
+                try copyUp(path: to, content: .metadata)
             }
         }
         let upper = try upper
@@ -337,14 +379,20 @@ extension OverlayTree {
         return (source, target, from, to)
     }
 
-    /// Readies a copied-up directory about to move: the lower contents stay where they are and the directory
+    /// Readies a copied-up directory (or metadata-only file) about to move: the lower contents stay where they are and the directory
     /// points back at them, as the kernel does with redirect_dir (one attribute, whatever the directory's size);
     /// a directory without lower contents that moves where a lower layer holds the name must hide it.
     private func prepareDirectoryMove(_ moving: Resolution, from: (parent: NodeView, name: Name),
                                       to: (parent: NodeView, name: Name)) throws(Errno) {
-        guard moving.top.isDirectory, let fromParent = from.parent.path else { return }
+        guard let fromParent = from.parent.path else { return }
         let upper = try upper
         let path = fromParent.appending(from.name)
+        // A metadata-only file finds its data by name: moved, it points at where the data is, as the kernel
+        // records it (an absolute redirect).
+        if let data = moving.data {
+            return try upper.at(path) { spot throws(Errno) in try stack.markRedirect(spot, .absolute(data.path)) }
+        }
+        guard moving.top.isDirectory else { return }
         // The directory's own markers change: its index is read again when next needed.
         if let moved = nodes.child(from.parent.id, from.name) { nodes.dropUpperIndex(moved) }
         if let lower = moving.sources.first(where: { !stack.layers[$0.layer].isUpper }) {
@@ -369,9 +417,13 @@ extension OverlayTree {
 
     /// chmod, chown, truncate and utimensat, on the upper copy; `descriptor` is the caller's open file, if any.
     public func setAttributes(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat {
-        try backing(id, copyingUp: true, data: changes.size != 0, descriptor: descriptor) { object throws(Errno) in
+        let content: CopyUpContent = changes.size.map { $0 == 0 ? .nothing : .data } ?? .metadata
+        return try backing(id, copyingUp: true, content: content, descriptor: descriptor) { object throws(Errno) in
             try apply(changes, to: object, descriptor: descriptor)
-            return try attributes(of: id, descriptor: object.descriptor)
+            guard case let .spot(spot) = object else { return try attributes(of: id, descriptor: object.descriptor) }
+            // The object is at hand: what it shows now, without resolving it again.
+            let view = try nodes.view(id)
+            return stack.shown(try Sys.stat(spot), at: spot, source: try view.top, inode: view.inode, merged: view.isMerged)
         }
     }
 
@@ -402,20 +454,20 @@ extension OverlayTree {
     /// Runs `body` on the backing object to read or change for a node: its upper copy (copied up first when
     /// `copyingUp`) or top source; for a file unlinked while open (a temporary file), the caller's descriptor,
     /// as on a local filesystem.
-    func backing<T>(_ id: NodeID, copyingUp: Bool, data: Bool = true, descriptor: CInt? = nil,
+    func backing<T>(_ id: NodeID, copyingUp: Bool, content: CopyUpContent = .metadata, descriptor: CInt? = nil,
                     _ body: (BackingObject) throws(Errno) -> T) throws(Errno) -> T {
         let view = try nodes.view(id, includingDetached: true)
         if view.isDetached {
             guard let fd = descriptor ?? view.openDescriptors.first else { throw .noSuchFileOrDirectory }
             return try body(.descriptor(fd))
         }
-        let source = copyingUp ? try copyUp(id, data: data).top : try view.top
+        let source = copyingUp ? try copyUp(id, content: content).top : try view.top
         return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try body(.spot(spot)) }
     }
 
     /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
     public func openForWriting(_ id: NodeID, flags: Int32) throws(Errno) -> FileDescriptor {
-        let source = try copyUp(id, data: flags & O_TRUNC == 0).top
+        let source = try copyUp(id, content: flags & O_TRUNC == 0 ? .data : .nothing).top
         let kept = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
         let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, kept) }
         return FileDescriptor(rawValue: fd)

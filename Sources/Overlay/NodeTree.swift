@@ -32,6 +32,8 @@ struct Node: Sendable {
     var inUpper: Bool
     /// The lower layers' parts, top first.
     var lowers: [Source]
+    /// A file whose top source holds only its metadata (the kernel's metacopy): where its data is.
+    var data: Source?
     var inode: UInt64
     var isDirectory: Bool
     var lookups: UInt64
@@ -59,6 +61,8 @@ struct NodeView: Sendable {
     /// The merged path; nil once every name of it is gone (an unlinked file still open).
     let path: LayerPath?
     let sources: [Source]
+    /// Where a metadata-only file's data is (nil: in its top source, as for any other).
+    let data: Source?
     let inode: UInt64
     let isDirectory: Bool
     let isMerged: Bool
@@ -105,6 +109,7 @@ final class NodeTree: Sendable {
         var node = Node(binding: binding, inUpper: inUpper, lowers: Array(resolution.sources.dropFirst(inUpper ? 1 : 0)),
                         inode: resolution.inode, isDirectory: resolution.top.isDirectory, lookups: 1)
         node.lowerIndexes = Array(resolution.indexes.dropFirst(inUpper ? 1 : 0))
+        node.data = resolution.data
         return node
     }
 
@@ -128,7 +133,7 @@ final class NodeTree: Sendable {
             sources.insert(Source(layer: upperLayer, path: path), at: 0)
             indexes.insert(node.upperIndex, at: 0)
         }
-        return NodeView(id: id, path: path, sources: sources, inode: node.inode, isDirectory: node.isDirectory,
+        return NodeView(id: id, path: path, sources: sources, data: node.data, inode: node.inode, isDirectory: node.isDirectory,
                         isMerged: node.isMerged, openDescriptors: node.openDescriptors, indexes: indexes)
     }
 
@@ -209,6 +214,7 @@ final class NodeTree: Sendable {
                     node.inUpper = fresh.inUpper
                     node.lowers = fresh.lowers
                     node.isDirectory = fresh.isDirectory
+                    node.data = fresh.data
                 }
                 node.inode = resolution.inode
                 node.lookups += 1
@@ -312,6 +318,21 @@ final class NodeTree: Sendable {
                 node.lowers = []
                 node.lowerIndexes = []
             }
+            state.nodes[id.rawValue] = node
+        }
+    }
+
+    /// Records that a file now has its own metadata in the upper layer, its data still at `data` (a metadata-only
+    /// copy-up); nil once the data is copied up too.
+    func dataIsAt(_ id: NodeID, _ data: Source?) {
+        state.withLock { state in
+            guard var node = state.nodes[id.rawValue] else { return }
+            if data != nil {
+                node.inUpper = true
+                node.lowers = []
+                node.lowerIndexes = []
+            }
+            node.data = data
             state.nodes[id.rawValue] = node
         }
     }

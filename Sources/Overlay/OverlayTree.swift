@@ -86,9 +86,11 @@ public final class OverlayTree: Sendable {
     /// Read through an open descriptor when the caller passes one or the name is gone (an unlinked open file).
     public func attributes(of node: NodeID, descriptor: CInt? = nil) throws(Errno) -> stat {
         let view = try nodes.view(node, includingDetached: true)
-        guard let fd = descriptor ?? (view.isDetached ? view.openDescriptors.first : nil) else {
+        // A metadata-only file's open descriptor is its data's, whose metadata is not the file's.
+        let usable = view.data == nil || view.isDetached ? descriptor : nil
+        guard let fd = usable ?? (view.isDetached ? view.openDescriptors.first : nil) else {
             if view.isDetached { throw .noSuchFileOrDirectory }
-            return try stack.attributes(of: try view.top, inode: view.inode, merged: view.isMerged)
+            return try stack.attributes(of: try view.top, data: view.data, inode: view.inode, merged: view.isMerged)
         }
         var info = try Sys.fstat(fd)
         info.st_ino = ino_t(view.inode)
@@ -105,9 +107,11 @@ public final class OverlayTree: Sendable {
         return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.readlink(spot) }
     }
 
-    /// Opens the backing file for reading. The caller owns the descriptor.
+    /// Opens the backing file for reading (a metadata-only file's data, below it). The caller owns the descriptor.
     public func openForReading(_ node: NodeID) throws(Errno) -> FileDescriptor {
-        let source = try nodes.view(node).top
+        let view = try nodes.view(node)
+        let top = try view.top
+        let source = view.data ?? top
         let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
         return FileDescriptor(rawValue: fd)
     }

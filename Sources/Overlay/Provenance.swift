@@ -24,6 +24,8 @@ public struct PathReport: Sendable, Equatable {
     public var shadows: [Int] = []
     /// An upper object that stands for a lower one: a copied-up file, or a directory merged with lower ones.
     public var copiedUp = false
+    /// A file whose metadata alone was copied up: its data is still the lower layer's.
+    public var metadataOnly = false
     /// A renamed directory's redirect: its old name, or its old path from the layer root with a leading slash.
     public var renamedFrom: [UInt8]?
     /// For a hidden name: the layer holding the whiteout or the opaque directory, and that marker's path in it.
@@ -63,10 +65,12 @@ extension LayerStack {
         let layer = layers[top.layer]
         if layer.isUpper {
             let recorded = try layer.at(top.path) { spot throws(Errno) in OriginInode.read(spot, layer: layer, path: top.path) }
-            report.copiedUp = resolution.isMerged || (!resolution.top.isDirectory && (!report.shadows.isEmpty || recorded != nil))
+            report.metadataOnly = resolution.data != nil
+            report.copiedUp = resolution.isMerged || (!resolution.top.isDirectory
+                && (!report.shadows.isEmpty || recorded != nil || report.metadataOnly))
             if resolution.top.isDirectory {
                 report.renamedFrom = try layer.inDirectory(top.path) { fd throws(Errno) in
-                    try Redirect.read(fd, layer: layer, path: top.path)?.value
+                    try Redirect.read(Spot(fd, nil), layer: layer, path: top.path)?.value
                 }
             }
         }

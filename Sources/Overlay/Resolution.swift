@@ -24,6 +24,8 @@ struct Resolution {
     var sources: [Source]
     /// Parallel to `sources`: a directory's lower layers as read during the lookup (nil where not read).
     var indexes: [DirectoryIndex?] = []
+    /// For a file whose top source holds only its metadata (the kernel's metacopy): where its data is.
+    var data: Source?
     var top: stat
     /// The st_ino the mount shows, which for directories and copied-up files differs from the top layer's.
     var inode: UInt64
@@ -84,6 +86,16 @@ extension LayerStack {
             case let .whiteout(form):
                 if found.isEmpty, layer.isUpper { return .absent(upperWhiteout: form) }
                 break scan
+            case let .metacopy(info, redirect, recordedInode):
+                if !found.isEmpty { break scan }
+                let (data, dataInfo) = try findData(name, redirect: redirect, below: candidate.source.layer, parent: parent,
+                                                    indexes: indexes, root: root)
+                // Metadata from the top, the blocks the data uses from below, and the data's number (as the kernel
+                // shows its origin's).
+                var shown = info
+                shown.st_blocks = dataInfo.st_blocks
+                let inode = recordedInode ?? inodeNumbers.number(backing: dataInfo.st_ino, device: layers[data.layer].device)
+                return .found(Resolution(sources: [candidate.source], data: data, top: shown, inode: inode))
             case let .object(info, stop, redirect, recordedInode, index):
                 if let first = found.first, !(first.info.isDirectory && info.isDirectory) { break scan }
                 if found.isEmpty { origin = recordedInode }
@@ -105,6 +117,33 @@ extension LayerStack {
                                  inode: inodeNumber(isRoot: false, found: found.map { ($0.source, $0.info) }, origin: origin)))
     }
 
+    /// Where a metadata-only file's data is: the first regular file below it at its name (or at its redirect),
+    /// past other metadata-only ones. None is EIO, as the kernel answers for such a file.
+    private func findData(_ name: Name, redirect: Redirect?, below layer: Int, parent: [Source],
+                          indexes: [(any LayerListing)?], root: [Source]) throws(Errno) -> (Source, stat) {
+        var candidates: [Candidate]
+        switch redirect {
+        case let .absolute(target)?:
+            candidates = root.filter { $0.layer > layer }.map { Candidate(source: Source(layer: $0.layer, path: target), index: nil) }
+        case let .sibling(old)?:
+            candidates = parent.indices.filter { parent[$0].layer > layer }.map { Candidate(source: parent[$0].child(old), index: nil) }
+        case nil:
+            candidates = parent.indices.filter { parent[$0].layer > layer }.map { position in
+                Candidate(source: parent[position].child(name), index: position < indexes.count ? indexes[position] : nil)
+            }
+        }
+        for candidate in candidates {
+            switch try examine(candidate, layers[candidate.source.layer], isLast: false, continuing: true) {
+            case .missing: continue
+            case .metacopy: continue
+            case let .object(info, _, _, _, _) where info.fileType == S_IFREG: return (candidate.source, info)
+            case .object, .whiteout: break
+            }
+            break
+        }
+        throw Impossible.state("no data below the metadata-only file \(name.escaped) in layer \(layer)")
+    }
+
     /// What one layer holds at a candidate path.
     private enum CandidateStep {
         case missing
@@ -112,6 +151,8 @@ extension LayerStack {
         /// `stop`: nothing below merges with it (a non-directory, an opaque directory, the bottom layer). `index`:
         /// a lower directory read while it was looked at.
         case object(stat, stop: Bool, redirect: Redirect?, recordedInode: UInt64?, index: DirectoryIndex?)
+        /// A file that holds only metadata; its data is below (at `redirect`, when it was renamed).
+        case metacopy(stat, redirect: Redirect?, recordedInode: UInt64?)
     }
 
     private func examine(_ candidate: Candidate, _ layer: Layer, isLast: Bool, continuing: Bool) throws(Errno) -> CandidateStep {
@@ -147,6 +188,10 @@ extension LayerStack {
         if Whiteout.isDevice(info) { return .whiteout(.device) }
         guard info.isDirectory else {
             let recorded = layer.isUpper && !continuing ? OriginInode.read(spot, layer: layer, path: candidate.path) : nil
+            // Below the bottom layer there is no data a metadata-only file could point at.
+            if info.fileType == S_IFREG, candidate.layer < layers.count - 1, try Metacopy.read(spot, layer: layer, path: candidate.path) {
+                return .metacopy(info, redirect: try Redirect.read(spot, layer: layer, path: candidate.path), recordedInode: recorded)
+            }
             return .object(info, stop: true, redirect: nil, recordedInode: recorded, index: nil)
         }
         // Opacity and redirects only matter while there are layers below (an absolute redirect reaches any of
@@ -158,7 +203,7 @@ extension LayerStack {
             let directory = try Sys.open(spot, CLinux_O_PATH | CLinux_O_DIRECTORY)
             defer { Sys.close(directory) }
             if try OpaqueDirectory.isOpaque(directory) { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: nil) }
-            let redirect = try Redirect.read(directory, layer: layer, path: candidate.path)
+            let redirect = try Redirect.read(Spot(directory, nil), layer: layer, path: candidate.path)
             return .object(info, stop: false, redirect: redirect, recordedInode: nil, index: nil)
         }
         // A lower directory is read whole now: its markers decide this lookup, and its names the next ones.
@@ -199,12 +244,15 @@ extension LayerStack {
         return inodeNumbers.number(backing: source.info.st_ino, device: layers[source.source.layer].device)
     }
 
-    /// The attributes the mount shows for an object, read fresh from its top source.
-    func attributes(of source: Source, inode: UInt64, merged: Bool) throws(Errno) -> stat {
+    /// The attributes the mount shows for an object, read fresh from its top source (and, for a metadata-only
+    /// file, the blocks its data uses from `data`).
+    func attributes(of source: Source, data: Source? = nil, inode: UInt64, merged: Bool) throws(Errno) -> stat {
         let layer = layers[source.layer]
-        return try layer.at(source.path) { spot throws(Errno) in
+        var info = try layer.at(source.path) { spot throws(Errno) in
             shown(try Sys.stat(spot), at: spot, source: source, inode: inode, merged: merged)
         }
+        if let data { info.st_blocks = try layers[data.layer].stat(data.path).st_blocks }
+        return info
     }
 
     func shown(_ resolution: Resolution) throws(Errno) -> stat {

@@ -103,6 +103,14 @@ enum Sys {
         }
     }
 
+    /// The UUID of the filesystem `fd` is on; empty where it has none (or the kernel cannot tell).
+    static func filesystemUUID(_ fd: CInt) -> [UInt8] {
+        var uuid = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        let status = uuid.withUnsafeMutableBufferPointer { CLinux_filesystem_uuid(fd, $0.baseAddress, &length) }
+        return status == 0 ? Array(uuid.prefix(Int(length))) : []
+    }
+
     static func statfs(_ fd: CInt) throws(Errno) -> statvfs {
         var buffer = statvfs()
         _ = try valueOrErrno { fstatvfs(fd, &buffer) }

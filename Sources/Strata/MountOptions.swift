@@ -18,6 +18,8 @@ public struct MountOptions: Equatable, Sendable {
     public var skipSync = false
     /// `writeback=0` turns the kernel's writeback cache off.
     public var writeback = true
+    /// `metacopy=on`: chmod, chown, utimensat and xattr changes copy up metadata only.
+    public var metacopy = false
     /// uidmapping, gidmapping, squash_to_*, xattr_permissions and static_nlink.
     public var mapping = AttributeMapping()
     /// `noacl`: the kernel checks permissions by mode bits alone, ignoring POSIX ACLs.
@@ -74,6 +76,9 @@ public struct MountOptions: Equatable, Sendable {
         case let ("fsync", value?):
             guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
             skipSync = value == "0"
+        case let ("metacopy", value?):
+            guard value == "on" || value == "off" else { throw .invalid(option: option, reason: "expected on or off") }
+            metacopy = value == "on"
         case let ("writeback", value?):
             guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
             writeback = value == "1"

@@ -18,7 +18,8 @@ public enum Mounter {
         umask(0)
         let tree: OverlayTree
         do {
-            let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync)
+            let settings = WriteSettings(whiteout: plan.options.whiteout, volatile: plan.options.skipSync,
+                                         metacopy: plan.options.metacopy)
             tree = try OverlayTree(stack: LayerStack(lowers: plan.lowers, upper: plan.upper, workdir: plan.work,
                                                      settings: settings, mapping: plan.options.mapping))
         } catch {

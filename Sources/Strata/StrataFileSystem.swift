@@ -30,11 +30,9 @@ public final class StrataFileSystem: FileSystem {
         self.writeback = writeback
     }
 
-    /// The kernel clears setuid and setgid itself when someone without CAP_FSETID writes, truncates or chowns
-    /// (through a setattr); the daemon, which runs with that capability, would keep them.
-    /// And readdirplus for every part of a listing, not only the first (the kernel's READDIRPLUS_AUTO heuristic):
+    /// Readdirplus for every part of a listing, not only the first (the kernel's READDIRPLUS_AUTO heuristic):
     /// otherwise stat-ing what a walk found costs a LOOKUP for every entry past the first reply.
-    public var declinedCapabilities: Capabilities { [.handleKillPriv, .readdirPlusAuto] }
+    public var declinedCapabilities: Capabilities { [.readdirPlusAuto] }
 
     public var capabilities: Capabilities {
         var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks, .noOpendirSupport]

@@ -23,6 +23,9 @@ struct StrataCommand: ParsableCommand {
           whiteout=chardev|file     force the whiteout form written (default: as the kernel writes)
           volatile, fsync=0         skip syncs (callers' fsync, and the sync of each copy-up)
           writeback=0|1             the kernel's writeback cache (default 1)
+          metacopy=on|off           chmod, chown, touch and xattr changes copy up metadata only, in the
+                                    kernel's metacopy format (default off: fuse-overlayfs and tools that
+                                    read upper layers directly do not understand it)
           uidmapping=C:H:N[:C:H:N...], gidmapping=...
                                     stored id C+n shows as H+n (outside every range: 65534); what users
                                     write is stored back as container ids

@@ -55,4 +55,13 @@ unsigned int CLinux_minor(dev_t dev);
 
 const char *CLinux_dirent_name(const struct dirent *entry);
 
+/// name_to_handle_at(2) for `name` in `dirfd` (never following a link there): the handle's type and bytes go to
+/// `type` and `handle` (at most `capacity` bytes; `*length` says how many). -1 with errno on failure.
+int CLinux_name_to_handle(int dirfd, const char *name, int *type, unsigned char *handle, unsigned int capacity,
+                          unsigned int *length);
+
+/// The UUID of the filesystem `fd` is on, as the kernel knows it (FS_IOC_GETFSUUID, Linux 6.5): `*length`
+/// bytes into `uuid` (16 at most). -1 with errno where the filesystem or kernel has none.
+int CLinux_filesystem_uuid(int fd, unsigned char *uuid, unsigned int *length);
+
 #endif

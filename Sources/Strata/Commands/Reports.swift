@@ -86,6 +86,7 @@ struct PathReportJSON: Encodable {
         try container.encode(report.servedBy, forKey: DynamicKey("servedBy"))
         try container.encode(report.shadows, forKey: DynamicKey("shadows"))
         try container.encode(report.copiedUp, forKey: DynamicKey("copiedUp"))
+        try container.encode(report.metadataOnly, forKey: DynamicKey("metadataOnly"))
         try container.encodeIfPresent(report.hiddenBy, forKey: DynamicKey("hiddenBy"))
         if let marker = report.marker { try JSONPath(path: marker, key: "marker").encode(into: &container) }
         if let renamed = report.renamedFrom {
@@ -146,7 +147,11 @@ extension Inspection {
         case .present:
             var words = [report.type ?? "file"]
             if report.servedBy.count > 1 { words.append("merged from \(report.servedBy.count) layers") }
-            if report.copiedUp, report.type != "directory" { words.append("copied up") }
+            if report.metadataOnly {
+                words.append("metadata copied up")
+            } else if report.copiedUp, report.type != "directory" {
+                words.append("copied up")
+            }
             if let from = report.renamedFrom { words.append("renamed from \(Escaping.escape(from))") }
             return words.joined(separator: ", ") + shadows
         case .whitedOut:
@@ -189,7 +194,7 @@ extension Inspection {
             let hider = report.hiddenBy.map(String.init) ?? "?"
             let note: String
             switch report.state {
-            case .present: note = report.copiedUp && report.type != "directory" ? "copied up" : ""
+            case .present: note = report.metadataOnly ? "metadata copied up" : report.copiedUp && report.type != "directory" ? "copied up" : ""
             case .whitedOut: note = "(whited out in layer \(hider))"
             case .behindOpaque: note = "(behind opaque directory in layer \(hider))"
             case .absent: note = ""
