@@ -2,9 +2,13 @@
 # bench.sh [ROUNDS]: Strata, fuse-overlayfs and kernel overlayfs side by side on the same layers, as root.
 # Builds the benchmark layers once (cached in $BENCH_DIR, default /var/tmp/strata-bench): a base layer with
 # copies of /usr/share and /usr/include and a 1 GiB file, and a top layer with overrides, whiteouts and an
-# opaque directory. Every measurement gets a fresh mount, an empty upper layer and dropped caches; rounds
-# interleave the three filesystems. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster)
-# and the daemons' peak memory.
+# opaque directory; and, for the deep-stack walk, /usr/include spread over 2 layers and over 64. Every
+# measurement gets a fresh mount, an empty upper layer and dropped caches (the deep-stack walks keep the page
+# cache, so that they measure the layers, not the disk); rounds interleave the filesystems. BENCH_ONLY="name|name"
+# runs a subset of the workloads. Prints the median seconds of each workload, Strata's ratio to each peer
+# (below 1 is faster), the requests Strata's daemon answered (from `strata stats`), and the daemons' peak memory.
+# Strata runs as it does by default (several threads, copy-ups synced); strata-volatile skips the copy-up syncs
+# and strata-metacopy copies up metadata only for metadata changes (metacopy=on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -36,21 +40,48 @@ build_layers() {
   touch "$bench/layers/.complete"
 }
 
+build_deep_stacks() {
+  [ -f "$bench/layers/.complete-deep" ] && return
+  echo "building the deep stacks in $bench/layers (once)" >&2
+  rm -rf "$bench/layers/deep2" "$bench/layers/deep64"
+  # Every file of /usr/include in one layer of N (file i in layer i mod N), each layer holding the directories
+  # its files need; the merged content is the same for every N.
+  for layers in 2 64; do
+    (cd /usr && find include -type f) | awk -v n=$layers '{ print (NR % n) "\t" $0 }' | while IFS=$'\t' read -r layer f; do
+      mkdir -p "$bench/layers/deep$layers/$layer/$(dirname "$f")"
+      cp -a "/usr/$f" "$bench/layers/deep$layers/$layer/$f"
+    done
+  done
+  touch "$bench/layers/.complete-deep"
+}
+
 mnt=$bench/mnt
 upper=$bench/upper
 work=$bench/work
 daemon_pid=""
 
-mount_fs() { # mount_fs NAME
+lowers() { # lowers STACK: the lowerdir= value of a stack
+  case $1 in
+    main) echo "$bench/layers/top:$bench/layers/base" ;;
+    deep*) local n=${1#deep}; seq $((n - 1)) -1 0 | sed "s|^|$bench/layers/$1/|" | paste -sd: ;;
+  esac
+}
+
+mount_fs() { # mount_fs NAME [STACK]
   rm -rf "$upper" "$work"; mkdir -p "$upper" "$work" "$mnt"
-  local layers="lowerdir=$bench/layers/top:$bench/layers/base,upperdir=$upper,workdir=$work"
+  local layers="lowerdir=$(lowers "${2:-main}"),upperdir=$upper,workdir=$work"
   case $1 in
     strata) "$strata" -o "$layers" "$mnt" ;;
     strata-volatile) "$strata" -o "$layers,volatile" "$mnt" ;;
+    strata-metacopy) "$strata" -o "$layers,metacopy=on" "$mnt" ;;
     fuse-overlayfs) fuse-overlayfs -o "$layers" "$mnt" 2>/dev/null ;;
     kernel) mount -t overlay overlay -o "$layers" "$mnt" ;;
   esac
   daemon_pid=$(pgrep -f -n "^($strata|fuse-overlayfs) .* $mnt\$" || true)
+}
+
+requests() { # the requests Strata's daemon has answered since it mounted
+  "$strata" stats --json "$mnt" | python3 -c 'import json, sys; print(sum(r["calls"] for r in json.load(sys.stdin)["requests"]))'
 }
 
 unmount_fs() { # unmount_fs NAME: records the daemon's peak memory first
@@ -84,13 +115,22 @@ run_copy_up() { printf x >> "$mnt/big"; }
 run_untar() { mkdir "$mnt/extract" && tar -xf "$bench/include.tar" -C "$mnt/extract"; }
 run_rm() { rm -rf "$mnt/usr/share/doc"; }
 run_chmod() { chmod -R g+w "$mnt/usr/include/linux"; }
+run_chown() { chown -R 1234:1234 "$mnt/usr/include/linux"; }
+run_stat() { find "$mnt" -size +100 >/dev/null; }
 
-measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the peak memory it records stays)
-  mount_fs "$1"
-  drop_caches
+measure() { # measure FS WORKLOAD: sets $elapsed and $answered (runs in this shell, so the peak memory it records stays)
+  local stack=main
+  case $2 in "walk of "*) stack=deep$(echo "$2" | tr -dc 0-9) ;; esac
+  mount_fs "$1" "$stack"
+  case $2 in "walk of "*) ;; *) drop_caches ;; esac
+  local before=0
+  case $2 in "warm "*) run_find ;; esac
+  [ "$1" = strata ] && before=$(requests)
   case $2 in
     "cold find") seconds run_find ;;
-    "warm find") run_find; seconds run_find ;;
+    "warm find") seconds run_find ;;
+    "warm stat of every file (find -size)") seconds run_stat ;;
+    "walk of 2 layers"|"walk of 64 layers") seconds run_find ;;
     "du -s") seconds run_du ;;
     "read all (tar)") seconds run_tar ;;
     "1 GiB read") seconds run_read ;;
@@ -99,42 +139,60 @@ measure() { # measure FS WORKLOAD: sets $elapsed (runs in this shell, so the pea
     "untar /usr/include") seconds on_disk run_untar ;;
     "rm -rf lower tree") seconds on_disk run_rm ;;
     "chmod -R lower tree") seconds on_disk run_chmod ;;
+    "chown -R lower tree") seconds on_disk run_chown ;;
   esac
+  answered=-
+  [ "$1" = strata ] && answered=$(( $(requests) - before ))
   unmount_fs "$1"
 }
 
 trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; true' EXIT
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
 build_layers
+build_deep_stacks
 [ -f "$bench/include.tar" ] || tar -cf "$bench/include.tar" -C / usr/include
-declare -A results peak
-workloads=("cold find" "warm find" "du -s" "read all (tar)" "1 GiB read" "1 GiB write + fsync"
-  "copy-up of 1 GiB (append a byte)" "untar /usr/include" "rm -rf lower tree" "chmod -R lower tree")
+declare -A results peak counts
+workloads=("cold find" "warm find" "warm stat of every file (find -size)" "du -s" "read all (tar)" "1 GiB read"
+  "1 GiB write + fsync" "copy-up of 1 GiB (append a byte)" "untar /usr/include" "rm -rf lower tree"
+  "chmod -R lower tree" "chown -R lower tree" "walk of 2 layers" "walk of 64 layers")
 [ -n "${BENCH_ONLY:-}" ] && IFS='|' read -r -a workloads <<<"$BENCH_ONLY"
 filesystems=(strata fuse-overlayfs kernel)
-copies_up() { case $1 in copy-up*|chmod*|"rm -rf"*) true ;; *) false ;; esac; }
+copies_up() { case $1 in copy-up*|chmod*|chown*|"rm -rf"*) true ;; *) false ;; esac; }
+changes_metadata() { case $1 in chmod*|chown*) true ;; *) false ;; esac; }
 for round in $(seq "$rounds"); do
   for workload in "${workloads[@]}"; do
-    extra=(); copies_up "$workload" && extra=(strata-volatile)
+    extra=(); copies_up "$workload" && extra=(strata-volatile); changes_metadata "$workload" && extra+=(strata-metacopy)
     for fs in "${filesystems[@]}" "${extra[@]}"; do
       measure "$fs" "$workload"
       results["$workload|$fs"]+="$elapsed "
+      [ "$fs" = strata ] && counts["$workload"]+="$answered "
     done
   done
   echo "round $round of $rounds done" >&2
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | strata-volatile / fuse-overlayfs |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | requests | strata-volatile / fuse-overlayfs | strata-metacopy / fuse-overlayfs, / kernel |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for workload in "${workloads[@]}"; do
   s=$(median <<<"${results["$workload|strata"]}")
   f=$(median <<<"${results["$workload|fuse-overlayfs"]}")
   k=$(median <<<"${results["$workload|kernel"]}")
-  v=-
-  if copies_up "$workload"; then v=$(printf '%.2f' "$(echo "$(median <<<"${results["$workload|strata-volatile"]}") / $f" | bc -l)"); fi
-  printf '| %s | %.3f | %.3f | %.3f | %.2f | %.2f | %s |\n' "$workload" "$s" "$f" "$k" "$(echo "$s / $f" | bc -l)" \
-    "$(echo "$s / $k" | bc -l)" "$v"
+  v=- m=-
+  copies_up "$workload" && v=$(ratio "$(median <<<"${results["$workload|strata-volatile"]}")" "$f")
+  if changes_metadata "$workload"; then
+    mc=$(median <<<"${results["$workload|strata-metacopy"]}")
+    m="$(ratio "$mc" "$f"), $(ratio "$mc" "$k")"
+  fi
+  printf '| %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s |\n' "$workload" "$s" "$f" "$k" "$(ratio "$s" "$f")" \
+    "$(ratio "$s" "$k")" "$(median <<<"${counts["$workload"]}")" "$v" "$m"
 done
+if [ -n "${results["walk of 2 layers|strata"]:-}" ] && [ -n "${results["walk of 64 layers|strata"]:-}" ]; then
+  printf '\nStrata, 64 layers / 2 layers: %s (fuse-overlayfs %s, kernel %s).\n' \
+    "$(ratio "$(median <<<"${results["walk of 64 layers|strata"]}")" "$(median <<<"${results["walk of 2 layers|strata"]}")")" \
+    "$(ratio "$(median <<<"${results["walk of 64 layers|fuse-overlayfs"]}")" "$(median <<<"${results["walk of 2 layers|fuse-overlayfs"]}")")" \
+    "$(ratio "$(median <<<"${results["walk of 64 layers|kernel"]}")" "$(median <<<"${results["walk of 2 layers|kernel"]}")")"
+fi
 printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB. %s rounds, medians.\n' \
   "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$rounds"

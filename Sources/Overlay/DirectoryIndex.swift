@@ -233,18 +233,19 @@ extension DirectoryIndex {
     /// Reads an open directory (and closes it).
     static func read(_ fd: CInt, layer: Layer, path: LayerPath) throws(Errno) -> DirectoryIndex {
         let spot = Spot(fd, nil)
-        let opaqueAttribute: Bool
-        let redirect: Result<Redirect, Errno>?
+        var opaqueAttribute = false
+        var redirect: Result<Redirect, Errno>?
         do {
-            var opaque = false
-            for name in OpaqueDirectory.xattrNames where try Sys.xattr(spot, name) == [0x79] { opaque = true }
-            opaqueAttribute = opaque
-            do {
-                redirect = try Redirect.read(Spot(fd, nil), layer: layer, path: path).map { .success($0) }
-            } catch .invalidArgument {
-                redirect = .failure(.invalidArgument)
-            } catch .permissionDenied {
-                redirect = .failure(.permissionDenied)
+            // Most directories carry no overlay attribute at all: one listing says so, instead of a read of each.
+            if try Sys.xattrNames(spot).contains(where: Xattr.isPrivate) {
+                for name in OpaqueDirectory.xattrNames where try Sys.xattr(spot, name) == [0x79] { opaqueAttribute = true }
+                do {
+                    redirect = try Redirect.read(spot, layer: layer, path: path).map { .success($0) }
+                } catch .invalidArgument {
+                    redirect = .failure(.invalidArgument)
+                } catch .permissionDenied {
+                    redirect = .failure(.permissionDenied)
+                }
             }
         } catch {
             Sys.close(fd)

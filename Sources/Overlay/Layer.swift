@@ -140,6 +140,8 @@ public final class LayerStack: Sendable {
     let cloning = CloneSupport()
     /// Each layer's filesystem UUID, as origin records name it (empty where the filesystem has none).
     let filesystemUUIDs: [[UInt8]]
+    /// Reads lower directories ahead of a walk (its workers start with the first listing a mount makes).
+    let prefetch: Prefetch
     var volatile: Bool { settings.volatile }
 
     public var upper: Layer? { layers.first.flatMap { $0.isUpper ? $0 : nil } }
@@ -166,6 +168,7 @@ public final class LayerStack: Sendable {
         }
         self.layers = layers
         self.inodeNumbers = InodeNumbering(devices: layers.map(\.device))
+        self.prefetch = Prefetch(layers: layers)
         self.filesystemUUIDs = layers.map { layer in
             (try? Sys.withOpened(Spot(layer.rootFD, nil)) { fd throws(Errno) in Sys.filesystemUUID(fd) }) ?? []
         }
@@ -178,6 +181,7 @@ public final class LayerStack: Sendable {
     }
 
     deinit {
+        prefetch.stop()
         layers.forEach { Sys.close($0.rootFD) }
     }
 }

@@ -42,7 +42,15 @@ public final class OverlayTree: Sendable {
         let lowers = view.sources.enumerated().filter { $0.element.layer != upperLayer }
         var read: [DirectoryIndex?] = []
         for (position, source) in lowers {
-            read.append(view.indexes[position] == nil ? try DirectoryIndex.read(stack.layers[source.layer], source.path) : nil)
+            guard view.indexes[position] == nil else {
+                read.append(nil)
+                continue
+            }
+            if let ahead = stack.prefetch.take(Prefetch.Key(layer: source.layer, path: source.path)) {
+                read.append(ahead)
+            } else {
+                read.append(try DirectoryIndex.read(stack.layers[source.layer], source.path))
+            }
         }
         nodes.keep(id, upper: nil, lowers: read)
         if let upperLayer, view.sources.first?.layer == upperLayer, view.indexes.first.map({ $0 == nil }) == true {
@@ -57,15 +65,19 @@ public final class OverlayTree: Sendable {
     /// lookup for an entry of a listing just read (readdirplus): the listing already showed that no layer above
     /// the entry's holds or whites out the name, so resolution starts at the entry's own layer. A name the
     /// kernel already holds is resolved in full, in case it changed since the listing.
-    public func lookup(parent: NodeID, listed entry: DirectoryEntry) throws(Errno) -> Entry {
+    /// `open` holds the directory's layers open across the entries of one reply.
+    public func lookup(parent: NodeID, listed entry: DirectoryEntry, open: OpenDirectories) throws(Errno) -> Entry {
         let directory = try indexed(parent)
-        guard entry.source > 0, entry.source < directory.sources.count, nodes.child(parent, entry.name) == nil else {
+        guard entry.source < directory.sources.count, nodes.child(parent, entry.name) == nil else {
             return try lookup(parent: parent, name: entry.name)
         }
         let resolution = try stack.resolve(entry.name, in: Array(directory.sources[entry.source...]),
-                                           indexes: Array(directory.indexes[entry.source...]), root: rootSources)
+                                           indexes: Array(directory.indexes[entry.source...]), root: rootSources, open: open)
         return try remember(parent, entry.name, resolution)
     }
+
+    /// Directories to hold open across the lookups of one readdirplus reply.
+    public func openDirectories() -> OpenDirectories { OpenDirectories(stack) }
 
     /// Whether owners and modes pass through a mapping (so that new objects need an explicit owner).
     public var mapsAttributes: Bool { !stack.mapping.isIdentity }
@@ -77,7 +89,10 @@ public final class OverlayTree: Sendable {
 
     public func forget(_ node: NodeID, lookups: UInt64) {
         let released = nodes.forget(node, lookups: lookups)
-        if !released.isEmpty { listings.drop(released) }
+        if !released.isEmpty {
+            listings.drop(released)
+            stack.prefetch.cancel(released)
+        }
     }
 
     /// How many nodes the kernel holds: a measure of the daemon's memory that forget must keep bounded.
@@ -124,8 +139,23 @@ public final class OverlayTree: Sendable {
             let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
             let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
             let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
-            return [dot, dotdot] + (try stack.mergedEntries(directory.sources, indexes: directory.indexes))
+            let entries = try stack.mergedEntries(directory.sources, indexes: directory.indexes)
+            readAhead(entries, of: directory)
+            return [dot, dotdot] + entries
         }
+    }
+
+    /// A walk that lists a directory next looks into its subdirectories: their lower layers are read ahead.
+    private func readAhead(_ entries: [DirectoryEntry], of directory: NodeView) {
+        var keys: [Prefetch.Key] = []
+        for entry in entries where entry.type == UInt8(DT_DIR) {
+            for (position, source) in directory.sources.enumerated() where position >= entry.source && !stack.layers[source.layer].isUpper {
+                guard position < directory.indexes.count, let index = directory.indexes[position],
+                      case .present(type: UInt8(DT_DIR)) = index.answer(for: entry.name) else { continue }
+                keys.append(Prefetch.Key(layer: source.layer, path: source.path.appending(entry.name)))
+            }
+        }
+        stack.prefetch.request(keys, for: directory.id)
     }
 
     public func extendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) -> [UInt8] {

@@ -39,8 +39,9 @@ extension LayerStack {
     /// whiteout or a non-directory there. A directory with a redirect continues the descent at its old path.
     /// `indexes` (parallel to `parent`) are the layers' directories as read once, which answer for names they
     /// do not hold without a system call.
-    func resolve(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) throws(Errno) -> Resolution {
-        guard case let .found(resolution) = try lookup(name, in: parent, indexes: indexes, root: root) else {
+    func resolve(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source],
+                 open: OpenDirectories? = nil) throws(Errno) -> Resolution {
+        guard case let .found(resolution) = try lookup(name, in: parent, indexes: indexes, root: root, open: open) else {
             throw .noSuchFileOrDirectory
         }
         return resolution
@@ -65,7 +66,8 @@ extension LayerStack {
 
     /// What `name` in a directory served by `parent` is: a resolution, or absent, together with the form of the
     /// whiteout the upper layer holds for it (which a new object at that name must replace).
-    func lookup(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) throws(Errno) -> Lookup {
+    func lookup(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source],
+                open: OpenDirectories? = nil) throws(Errno) -> Lookup {
         func candidatesFor(_ name: Name, below layer: Int) -> [Candidate] {
             parent.indices.filter { parent[$0].layer > layer }.map { position in
                 Candidate(source: parent[position].child(name), index: position < indexes.count ? indexes[position] : nil)
@@ -79,7 +81,7 @@ extension LayerStack {
             let candidate = candidates[position]
             position += 1
             let layer = layers[candidate.source.layer]
-            let step = try examine(candidate, layer, isLast: position == candidates.count, continuing: !found.isEmpty)
+            let step = try examine(candidate, layer, isLast: position == candidates.count, continuing: !found.isEmpty, open: open)
             switch step {
             case .missing:
                 continue scan
@@ -155,7 +157,8 @@ extension LayerStack {
         case metacopy(stat, redirect: Redirect?, recordedInode: UInt64?)
     }
 
-    private func examine(_ candidate: Candidate, _ layer: Layer, isLast: Bool, continuing: Bool) throws(Errno) -> CandidateStep {
+    private func examine(_ candidate: Candidate, _ layer: Layer, isLast: Bool, continuing: Bool,
+                         open: OpenDirectories? = nil) throws(Errno) -> CandidateStep {
         guard let name = candidate.source.path.name else { return .missing }
         if let index = candidate.index {
             switch index.answer(for: name) {
@@ -167,9 +170,11 @@ extension LayerStack {
             }
         }
         do {
-            return try layer.at(candidate.source.path) { spot throws(Errno) -> CandidateStep in
+            let examine = { (spot: Spot) throws(Errno) -> CandidateStep in
                 try self.examine(spot, candidate.source, layer, isLast: isLast, continuing: continuing)
             }
+            if let open { return try open.at(candidate.source.path, in: layer, examine) }
+            return try layer.at(candidate.source.path, examine)
         } catch .noSuchFileOrDirectory, .notDirectory {
             // The parent directory is missing in this layer (or is no directory there): nothing here.
             return .missing
@@ -206,8 +211,14 @@ extension LayerStack {
             let redirect = try Redirect.read(Spot(directory, nil), layer: layer, path: candidate.path)
             return .object(info, stop: false, redirect: redirect, recordedInode: nil, index: nil)
         }
-        // A lower directory is read whole now: its markers decide this lookup, and its names the next ones.
-        let index = try DirectoryIndex.read(try Sys.open(spot, O_RDONLY | CLinux_O_DIRECTORY), layer: layer, path: candidate.path)
+        // A lower directory is read whole now (unless a walk read it ahead): its markers decide this lookup, and
+        // its names the next ones.
+        let index: DirectoryIndex
+        if let ahead = prefetch.take(Prefetch.Key(layer: layer.index, path: candidate.path)) {
+            index = ahead
+        } else {
+            index = try DirectoryIndex.read(try Sys.open(spot, O_RDONLY | CLinux_O_DIRECTORY), layer: layer, path: candidate.path)
+        }
         if index.isOpaque { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: index) }
         let redirect = try index.redirect?.get()
         return .object(info, stop: false, redirect: redirect, recordedInode: nil, index: index)

@@ -98,11 +98,12 @@ public final class StrataFileSystem: FileSystem {
                               into buffer: inout DirectoryBuffer) throws(Errno) {
         let entries = try tree.listDirectory(NodeID(node))
         guard offset >= 0, offset < entries.count else { return }
+        let open = tree.openDirectories()
         for index in Int(offset)..<entries.count {
             let item = entries[index]
             let next = Int64(index + 1)
             let added = buffer.plus
-                ? buffer.addPlus(name: item.name.bytes, nextOffset: next) { plusEntry(parent: node, item) }
+                ? buffer.addPlus(name: item.name.bytes, nextOffset: next) { plusEntry(parent: node, item, open: open) }
                 : buffer.add(name: item.name.bytes, inode: item.inode, type: item.type, nextOffset: next)
             if !added { return }
         }
@@ -237,8 +238,9 @@ public final class StrataFileSystem: FileSystem {
 
     /// A readdirplus entry: a full lookup, except for "." and ".." (and names that vanished meanwhile), which
     /// go out as a name, type and inode number without a node.
-    private func plusEntry(parent: UInt64, _ item: DirectoryEntry) -> Entry {
-        if item.name.bytes != [0x2E], item.name.bytes != [0x2E, 0x2E], let found = try? tree.lookup(parent: NodeID(parent), listed: item) {
+    private func plusEntry(parent: UInt64, _ item: DirectoryEntry, open: OpenDirectories) -> Entry {
+        if item.name.bytes != [0x2E], item.name.bytes != [0x2E, 0x2E],
+           let found = try? tree.lookup(parent: NodeID(parent), listed: item, open: open) {
             return entry(found)
         }
         var attributes = stat()
