@@ -140,22 +140,21 @@ public final class OverlayTree: Sendable {
             let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
             let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
             let entries = try stack.mergedEntries(directory.sources, indexes: directory.indexes)
-            readAhead(entries, of: directory)
+            readAhead(directory)
             return [dot, dotdot] + entries
         }
     }
 
+    /// The kernel read the listing to its end (and keeps it in its own readdir cache): it is not kept here any
+    /// longer. A reader still part way through gets it made again, in the same order.
+    public func listingRead(_ node: NodeID) { listings.drop([node]) }
+
     /// A walk that lists a directory next looks into its subdirectories: their lower layers are read ahead.
-    private func readAhead(_ entries: [DirectoryEntry], of directory: NodeView) {
-        var keys: [Prefetch.Key] = []
-        for entry in entries where entry.type == UInt8(DT_DIR) {
-            for (position, source) in directory.sources.enumerated() where position >= entry.source && !stack.layers[source.layer].isUpper {
-                guard position < directory.indexes.count, let index = directory.indexes[position],
-                      case .present(type: UInt8(DT_DIR)) = index.answer(for: entry.name) else { continue }
-                keys.append(Prefetch.Key(layer: source.layer, path: source.path.appending(entry.name)))
-            }
+    private func readAhead(_ directory: NodeView) {
+        for (position, source) in directory.sources.enumerated() where position < directory.indexes.count {
+            guard let index = directory.indexes[position] as? DirectoryIndex else { continue }
+            stack.prefetch.expand(Prefetch.Key(layer: source.layer, path: source.path), index, owner: directory.id)
         }
-        stack.prefetch.request(keys, for: directory.id)
     }
 
     public func extendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) -> [UInt8] {

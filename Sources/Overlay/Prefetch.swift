@@ -1,13 +1,18 @@
+import CLinux
 import Dispatch
 import Glibc
 import Synchronization
 import SystemPackage
 
-/// Reads ahead what a walk needs next. When a directory is listed, its subdirectories' layers are read into
-/// indexes, and their entries stat-ed, by a small pool of worker threads, so that a cold `find`, `du` or `tar`
-/// keeps the disk busy with several requests in flight instead of one; the lookup that needs such an index then
-/// takes it instead of reading the directory itself. Only lower layers are read ahead (they do not change under
-/// the mount); work for a directory the kernel has forgotten meanwhile is dropped.
+/// Reads ahead what a walk needs next, on a small pool of worker threads, so that a cold `find`, `du` or `tar`
+/// keeps the disk busy with several requests in flight instead of one. When a directory is listed, its lower
+/// subdirectories' indexes are read and their files stat-ed: the walk's next listings then find the indexes
+/// here, and the lookups of their entries the inodes in the backing filesystem's cache. So reading ahead stays
+/// one level below what the walk has reached.
+///
+/// A lookup that wants an index being read waits for it rather than reading it twice; one still queued is
+/// left to the lookup. Only lower layers are read ahead (they do not change under the mount). Work and indexes
+/// belong to the directory node whose lookups asked for them, and go when the kernel forgets it.
 ///
 /// Its state is behind one leaf lock (see CONCURRENCY.md); the workers take no other lock.
 final class Prefetch: Sendable {
@@ -16,29 +21,57 @@ final class Prefetch: Sendable {
         let path: LayerPath
     }
 
+    /// Read a directory's index and stat its files.
     private struct Work: Sendable {
         let key: Key
-        /// The listed directory this was read ahead for.
-        let parent: UInt64
+        let owner: UInt64
+    }
+
+    /// An index being read, and the lookups waiting for it.
+    private struct Reading {
+        let done = DispatchSemaphore(value: 0)
+        var waiting = 0
     }
 
     private struct State {
         var queue: [Work] = []
         var head = 0
         var queued: Set<Key> = []
-        var ready: [Key: DirectoryIndex] = [:]
+        var reading: [Key: Reading] = [:]
+        var ready: [Key: (index: DirectoryIndex, owner: UInt64)] = [:]
         var readyEntries = 0
         var cancelled: Set<UInt64> = []
         var stopped = false
+
+        mutating func next() -> Work? {
+            while head < queue.count {
+                let work = queue[head]
+                head += 1
+                if head > 1024, head * 2 > queue.count {
+                    queue.removeFirst(head)
+                    head = 0
+                }
+                // Taken over by a lookup meanwhile, or no longer wanted.
+                guard queued.remove(work.key) != nil, !cancelled.contains(work.owner) else { continue }
+                reading[work.key] = Reading()
+                return work
+            }
+            // Nothing is waiting that a cancellation could concern.
+            cancelled = []
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+            return nil
+        }
     }
 
     private let state = Mutex(State())
     private let pending = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
     private let layers: [Layer]
-    /// Work waiting at most, and entries read ahead but not yet taken, at most: beyond them reading ahead stops.
-    private let queueLimit = 4096, readyLimit = 100_000
-    static let workers = 8
+    /// Work waiting, and entries read ahead but not yet taken, at most: beyond them reading ahead stops.
+    private let queueLimit = 4096, readyLimit = 50_000
+    /// 2, 4, 8 and 16 workers gave cold walks within this VM's noise of each other on its 2 cores; 2 was slowest.
+    static let workers = 4
 
     init(layers: [Layer]) {
         self.layers = layers
@@ -57,17 +90,25 @@ final class Prefetch: Sendable {
         for _ in 0..<Self.workers { pending.signal() }
     }
 
-    /// Asks for `paths` (lower layers' directories) to be read ahead, for the listed directory `parent`.
-    func request(_ keys: [Key], for parent: NodeID) {
-        guard !keys.isEmpty else { return }
+    /// The directory node `owner` was listed, and `index` is its part in one lower layer: the subdirectories
+    /// that part holds are read ahead.
+    func expand(_ key: Key, _ index: DirectoryIndex, owner: NodeID) {
+        guard !layers[key.layer].isUpper else { return }
+        var subdirectories: [Key] = []
+        for position in 0..<index.count
+        where !index.kind(at: position).contains(.marker) && index.type(at: position) == UInt8(DT_DIR) {
+            subdirectories.append(Key(layer: key.layer, path: key.path.appending(index.name(at: position))))
+        }
+        guard !subdirectories.isEmpty else { return }
         startOnce()
         let added = state.withLock { state -> Int in
-            guard !state.stopped else { return 0 }
-            state.cancelled.remove(parent.rawValue)
+            guard !state.stopped, state.queue.count - state.head < queueLimit else { return 0 }
+            state.cancelled.remove(owner.rawValue)
             var added = 0
-            for key in keys where state.queue.count - state.head < queueLimit && state.ready[key] == nil {
-                guard state.queued.insert(key).inserted else { continue }
-                state.queue.append(Work(key: key, parent: parent.rawValue))
+            for subdirectory in subdirectories
+            where state.ready[subdirectory] == nil && state.reading[subdirectory] == nil {
+                guard state.queued.insert(subdirectory).inserted else { continue }
+                state.queue.append(Work(key: subdirectory, owner: owner.rawValue))
                 added += 1
             }
             return added
@@ -75,62 +116,68 @@ final class Prefetch: Sendable {
         for _ in 0..<added { pending.signal() }
     }
 
-    /// The index read ahead for `key`, if there is one (taken: it is kept by the node from now on).
+    /// The index read ahead for `key`, waiting for it if a worker is reading it now; nil when the caller must
+    /// read it itself. Taken: the node keeps it from now on.
     func take(_ key: Key) -> DirectoryIndex? {
-        state.withLock { state in
-            guard let index = state.ready.removeValue(forKey: key) else { return nil }
+        let wait: DispatchSemaphore? = state.withLock { state in
+            if state.ready[key] != nil { return nil }
+            guard state.reading[key] != nil else {
+                state.queued.remove(key)
+                return nil
+            }
+            state.reading[key]?.waiting += 1
+            return state.reading[key]?.done
+        }
+        wait?.wait()
+        return state.withLock { state in
+            guard let (index, _) = state.ready.removeValue(forKey: key) else { return nil }
             state.readyEntries -= index.count
             return index
         }
     }
 
-    /// The kernel forgot these directories: what was asked for them and not yet done is dropped.
+    /// The kernel forgot these directories: what was asked for them and not yet done, or not yet taken, goes.
     func cancel(_ nodes: [NodeID]) {
         state.withLock { state in
-            for node in nodes { state.cancelled.insert(node.rawValue) }
+            let owners = Set(nodes.map(\.rawValue))
+            if state.head < state.queue.count { state.cancelled.formUnion(owners) }
+            guard !state.ready.isEmpty else { return }
+            for (key, entry) in state.ready where owners.contains(entry.owner) {
+                state.ready[key] = nil
+                state.readyEntries -= entry.index.count
+            }
         }
     }
 
     private func run() {
         while true {
             pending.wait()
-            let next: Work? = state.withLock { state in
-                guard !state.stopped, state.head < state.queue.count else { return nil }
-                let work = state.queue[state.head]
-                state.head += 1
-                if state.head > 1024, state.head * 2 > state.queue.count {
-                    state.queue.removeFirst(state.head)
-                    state.head = 0
-                }
-                guard !state.cancelled.contains(work.parent) else {
-                    state.queued.remove(work.key)
-                    return nil
-                }
-                return work
-            }
-            if state.withLock({ $0.stopped }) { return }
+            let next: Work?? = state.withLock { state in state.stopped ? nil : .some(state.next()) }
+            guard let next else { return }
             guard let work = next else { continue }
-            let index = read(work.key)
+            let index = try? DirectoryIndex.read(layers[work.key.layer], work.key.path)
             state.withLock { state in
-                state.queued.remove(work.key)
-                guard let index, state.readyEntries + index.count <= readyLimit else { return }
-                state.ready[work.key] = index
-                state.readyEntries += index.count
+                let reading = state.reading.removeValue(forKey: work.key)
+                let waiting = reading?.waiting ?? 0
+                if let index, waiting > 0 || state.readyEntries + index.count <= readyLimit {
+                    state.ready[work.key] = (index, work.owner)
+                    state.readyEntries += index.count
+                }
+                for _ in 0..<waiting { reading?.done.signal() }
             }
+            if let index { stat(filesOf: index, at: work.key) }
         }
     }
 
-    /// Reads the directory, then stats what it holds, so that the lookups of its entries find their inodes in
-    /// the backing filesystem's cache.
-    private func read(_ key: Key) -> DirectoryIndex? {
-        let layer = layers[key.layer]
-        guard let index = try? DirectoryIndex.read(layer, key.path) else { return nil }
-        if let fd = try? layer.openDirectory(key.path) {
-            defer { Sys.close(fd) }
-            for position in 0..<index.count where !index.kind(at: position).contains(.marker) {
-                _ = try? Sys.stat(Spot(fd, index.name(at: position)))
-            }
+    /// Stats the files of a directory, so that the lookups of them find their inodes in the backing
+    /// filesystem's cache.
+    private func stat(filesOf index: DirectoryIndex, at key: Key) {
+        guard let fd = try? layers[key.layer].openDirectory(key.path) else { return }
+        defer { Sys.close(fd) }
+        for position in 0..<index.count {
+            let kind = index.kind(at: position)
+            guard !kind.contains(.marker), !kind.contains(.whiteout), index.type(at: position) != UInt8(DT_DIR) else { continue }
+            _ = try? Sys.stat(Spot(fd, index.name(at: position)))
         }
-        return index
     }
 }

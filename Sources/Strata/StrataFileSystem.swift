@@ -97,7 +97,10 @@ public final class StrataFileSystem: FileSystem {
     public func readDirectory(node: UInt64, handle: UInt64, offset: Int64,
                               into buffer: inout DirectoryBuffer) throws(Errno) {
         let entries = try tree.listDirectory(NodeID(node))
-        guard offset >= 0, offset < entries.count else { return }
+        guard offset >= 0, offset < entries.count else {
+            tree.listingRead(NodeID(node))
+            return
+        }
         let open = tree.openDirectories()
         for index in Int(offset)..<entries.count {
             let item = entries[index]
