@@ -8,7 +8,8 @@
 # runs a subset of the workloads. Prints the median seconds of each workload, Strata's ratio to each peer
 # (below 1 is faster), the requests Strata's daemon answered (from `strata stats`), and the daemons' peak memory.
 # Strata runs as it does by default (several threads, copy-ups synced); strata-volatile skips the copy-up syncs
-# and strata-metacopy copies up metadata only for metadata changes (metacopy=on).
+# and strata-metacopy copies up metadata only for metadata changes (metacopy=on); strata-watch walks with
+# `-o watch` on (nothing changing), against Strata without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -74,6 +75,7 @@ mount_fs() { # mount_fs NAME [STACK]
     strata) "$strata" -o "$layers" "$mnt" ;;
     strata-volatile) "$strata" -o "$layers,volatile" "$mnt" ;;
     strata-metacopy) "$strata" -o "$layers,metacopy=on" "$mnt" ;;
+    strata-watch) "$strata" -o "$layers,watch" "$mnt" ;;
     fuse-overlayfs) fuse-overlayfs -o "$layers" "$mnt" 2>/dev/null ;;
     kernel) mount -t overlay overlay -o "$layers" "$mnt" ;;
   esac
@@ -159,9 +161,11 @@ workloads=("cold find" "warm find" "warm stat of every file (find -size)" "du -s
 filesystems=(strata fuse-overlayfs kernel)
 copies_up() { case $1 in copy-up*|chmod*|chown*|"rm -rf"*) true ;; *) false ;; esac; }
 changes_metadata() { case $1 in chmod*|chown*) true ;; *) false ;; esac; }
+watched() { case $1 in "cold find"|"warm find") true ;; *) false ;; esac; }
 for round in $(seq "$rounds"); do
   for workload in "${workloads[@]}"; do
     extra=(); copies_up "$workload" && extra=(strata-volatile); changes_metadata "$workload" && extra+=(strata-metacopy)
+    watched "$workload" && extra+=(strata-watch)
     for fs in "${filesystems[@]}" "${extra[@]}"; do
       measure "$fs" "$workload"
       results["$workload|$fs"]+="$elapsed "
@@ -173,20 +177,21 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
-printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | requests | strata-volatile / fuse-overlayfs | strata-metacopy / fuse-overlayfs, / kernel |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | requests | strata-volatile / fuse-overlayfs | strata-metacopy / fuse-overlayfs, / kernel | strata-watch / strata |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for workload in "${workloads[@]}"; do
   s=$(median <<<"${results["$workload|strata"]}")
   f=$(median <<<"${results["$workload|fuse-overlayfs"]}")
   k=$(median <<<"${results["$workload|kernel"]}")
-  v=- m=-
+  v=- m=- w=-
+  watched "$workload" && w=$(ratio "$(median <<<"${results["$workload|strata-watch"]}")" "$s")
   copies_up "$workload" && v=$(ratio "$(median <<<"${results["$workload|strata-volatile"]}")" "$f")
   if changes_metadata "$workload"; then
     mc=$(median <<<"${results["$workload|strata-metacopy"]}")
     m="$(ratio "$mc" "$f"), $(ratio "$mc" "$k")"
   fi
-  printf '| %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s |\n' "$workload" "$s" "$f" "$k" "$(ratio "$s" "$f")" \
-    "$(ratio "$s" "$k")" "$(median <<<"${counts["$workload"]}")" "$v" "$m"
+  printf '| %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s |\n' "$workload" "$s" "$f" "$k" "$(ratio "$s" "$f")" \
+    "$(ratio "$s" "$k")" "$(median <<<"${counts["$workload"]}")" "$v" "$m" "$w"
 done
 if [ -n "${results["walk of 2 layers|strata"]:-}" ] && [ -n "${results["walk of 64 layers|strata"]:-}" ]; then
   printf '\nStrata, 64 layers / 2 layers: %s (fuse-overlayfs %s, kernel %s).\n' \
@@ -194,5 +199,5 @@ if [ -n "${results["walk of 2 layers|strata"]:-}" ] && [ -n "${results["walk of 
     "$(ratio "$(median <<<"${results["walk of 64 layers|fuse-overlayfs"]}")" "$(median <<<"${results["walk of 2 layers|fuse-overlayfs"]}")")" \
     "$(ratio "$(median <<<"${results["walk of 64 layers|kernel"]}")" "$(median <<<"${results["walk of 2 layers|kernel"]}")")"
 fi
-printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB. %s rounds, medians.\n' \
-  "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$rounds"
+printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB; strata-watch %d MiB. %s rounds, medians.\n' \
+  "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$(( ${peak[strata-watch]:-0} / 1024 ))" "$rounds"

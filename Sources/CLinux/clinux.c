@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 const int CLinux_O_PATH = O_PATH;
 const int CLinux_O_DIRECTORY = O_DIRECTORY;
@@ -124,5 +125,46 @@ int CLinux_filesystem_uuid(int fd, unsigned char *uuid, unsigned int *length) {
     if (answer.len > 16) answer.len = 16;
     memcpy(uuid, answer.uuid, answer.len);
     *length = answer.len;
+    return 0;
+}
+
+const unsigned int CLinux_FAN_INIT_FLAGS = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME;
+const uint64_t CLinux_FAN_EVENTS = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MODIFY | FAN_ATTRIB
+                                   | FAN_CLOSE_WRITE | FAN_ONDIR | FAN_EVENT_ON_CHILD;
+const unsigned int CLinux_FAN_MARK_FILESYSTEM_ADD = FAN_MARK_ADD | FAN_MARK_FILESYSTEM;
+const unsigned char CLinux_FAN_EVENT_INFO_TYPE_DFID_NAME = FAN_EVENT_INFO_TYPE_DFID_NAME;
+const uint64_t CLinux_FAN_Q_OVERFLOW = FAN_Q_OVERFLOW;
+const uint32_t CLinux_IN_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB
+                                  | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+const uint32_t CLinux_IN_Q_OVERFLOW = IN_Q_OVERFLOW;
+const uint32_t CLinux_IN_IGNORED = IN_IGNORED;
+
+int CLinux_fanotify_init(void) { return fanotify_init(CLinux_FAN_INIT_FLAGS, O_RDONLY | O_CLOEXEC); }
+
+int CLinux_fanotify_mark_filesystem(int fd, const char *path) {
+    return fanotify_mark(fd, CLinux_FAN_MARK_FILESYSTEM_ADD, CLinux_FAN_EVENTS, AT_FDCWD, path);
+}
+
+int CLinux_open_by_handle(int mount_fd, int type, const unsigned char *handle, unsigned int length) {
+    struct {
+        struct file_handle header;
+        unsigned char bytes[MAX_HANDLE_SZ];
+    } buffer;
+    if (length > MAX_HANDLE_SZ) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    buffer.header.handle_bytes = length;
+    buffer.header.handle_type = type;
+    memcpy(buffer.header.f_handle, handle, length);
+    return open_by_handle_at(mount_fd, &buffer.header, O_PATH | O_CLOEXEC);
+}
+
+int CLinux_filesystem_id(int fd, uint64_t *id) {
+    struct statfs buffer;
+    if (fstatfs(fd, &buffer) != 0) return -1;
+    uint32_t words[2];
+    memcpy(words, &buffer.f_fsid, sizeof words);
+    *id = (uint64_t)words[0] | (uint64_t)words[1] << 32;
     return 0;
 }

@@ -43,6 +43,9 @@ public final class Session {
         dispatcher.release()
     }
 
+    /// For invalidations once the session is mounted.
+    public var notifier: Notifier { Notifier(session) }
+
     public func mount(at mountpoint: String) throws(SessionError) {
         guard fuse_session_mount(session, mountpoint) == 0 else {
             throw SessionError(description: "\(mountpoint): mounting failed")

@@ -158,6 +158,7 @@ extension OverlayTree {
 
     /// After a change in an upper directory, the directory's index (if it has one) looks at the name again.
     private func refresh(_ parent: NodeID?, _ name: Name?, in directory: CInt) {
+        if let name { noteOwnChange(in: parent, name) }
         guard let parent, let name, let index = nodes.upperIndex(of: parent) else { return }
         index.refresh([name], in: directory)
     }
@@ -462,12 +463,14 @@ extension OverlayTree {
             return try body(.descriptor(fd))
         }
         let source = copyingUp ? try copyUp(id, content: content).top : try view.top
+        if copyingUp { noteOwnChange(of: id) }
         return try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try body(.spot(spot)) }
     }
 
     /// Opens for writing (or truncating), copying the file up first; O_TRUNC skips copying the data.
     public func openForWriting(_ id: NodeID, flags: Int32) throws(Errno) -> FileDescriptor {
         let source = try copyUp(id, content: flags & O_TRUNC == 0 ? .data : .nothing).top
+        noteOwnChange(of: id)
         let kept = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
         let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, kept) }
         return FileDescriptor(rawValue: fd)

@@ -315,21 +315,32 @@ final class NodeTree: Sendable {
     }
 
     /// Records one more kernel reference to `name` in `parent`, reusing the node the kernel already holds
-    /// there, or the node of another name of the same hard-linked file.
-    func remember(_ parent: NodeID, _ name: Name, _ resolution: Resolution) throws(Errno) -> NodeID {
+    /// there, or the node of another name of the same hard-linked file; and whether a directory node kept
+    /// now stands for other layers than before.
+    /// `counting: false` only brings a node the kernel already holds at the name up to date (a layer changed
+    /// underneath) and makes none.
+    func remember(_ parent: NodeID, _ name: Name, _ resolution: Resolution,
+                  counting: Bool = true) throws(Errno) -> (NodeID, sourcesChanged: Bool) {
         let top = resolution.top
         let file = !top.isDirectory && top.st_nlink > 1
             ? resolution.sources.first.map { FileKey(layer: $0.layer, inode: top.st_ino) } : nil
         let binding = Binding(parent: parent.rawValue, name: name)
         let upperLayer = upperLayer
-        return try state.withLock { state throws(Errno) -> NodeID in
+        return try state.withLock { state throws(Errno) -> (NodeID, sourcesChanged: Bool) in
             guard state.directories[parent.rawValue] != nil else {
                 if state.node(parent.rawValue) == nil { throw .staleNFSFileHandle }
                 throw .notDirectory
             }
+            if let id = state.child(parent.rawValue, name), let node = state.node(id),
+               !node.isDirectory, !top.isDirectory, node.inode != resolution.inode, node.binding == binding {
+                // Another file now has the name (replaced in a layer underneath): it gets a node of its own, and
+                // the old one, which open files still read, loses the name, as on a local filesystem.
+                Self.unbind(binding, in: &state)
+            }
             if let id = state.child(parent.rawValue, name), let node = state.node(id) {
                 let fresh = Self.node(for: resolution, binding: binding, upperLayer: upperLayer)
                 let rebound = node.binding == binding
+                let changed = rebound && node.isDirectory && (node.lowers != fresh.lowers || node.inUpper != fresh.inUpper)
                 if rebound { Self.refresh(id, node, to: fresh, resolution, in: &state) }
                 state.update(id) { kept in
                     if rebound {
@@ -338,15 +349,16 @@ final class NodeTree: Sendable {
                         kept.isDirectory = fresh.isDirectory
                     }
                     kept.inode = resolution.inode
-                    kept.lookups += 1
+                    if counting { kept.lookups += 1 }
                 }
-                return NodeID(id)
+                return (NodeID(id), changed)
             }
+            guard counting else { return (NodeID(0), false) }
             if let file, let id = state.idsByFile[file], state.node(id)?.binding != nil {
                 state.updateExtras(id) { $0.otherBindings.append(binding) }
                 state.update(id) { $0.lookups += 1 }
                 state.directories[parent.rawValue]?.children[name] = id
-                return NodeID(id)
+                return (NodeID(id), false)
             }
             let node = Self.node(for: resolution, binding: binding, upperLayer: upperLayer)
             let id = state.add(node)
@@ -359,7 +371,7 @@ final class NodeTree: Sendable {
             }
             if let file { state.idsByFile[file] = id }
             state.directories[parent.rawValue]?.children[name] = id
-            return NodeID(id)
+            return (NodeID(id), false)
         }
     }
 
@@ -510,6 +522,21 @@ final class NodeTree: Sendable {
     /// The upper layer's index of a directory node, if one is kept (changes there refresh it).
     func upperIndex(of id: NodeID) -> LiveIndex? {
         state.withLock { $0.directories[id.rawValue]?.upperIndex }
+    }
+
+    /// The directory nodes held, and the children each holds by name.
+    func directories() -> [(id: NodeID, children: [Name])] {
+        state.withLock { state in state.directories.map { (NodeID($0.key), Array($0.value.children.keys)) } }
+    }
+
+    /// Forgets every index of a directory (its layers changed underneath); each is read again when needed.
+    func dropIndexes(_ id: NodeID) {
+        state.withLock { state in
+            guard var directory = state.directories.removeValue(forKey: id.rawValue) else { return }
+            directory.upperIndex = nil
+            directory.lowerIndexes = []
+            state.directories[id.rawValue] = directory
+        }
     }
 
     /// Forgets a directory's upper index (its own markers changed); it is read again when next needed.

@@ -9,6 +9,7 @@ public final class OverlayTree: Sendable {
     let nodes: NodeTree
     let locks = ChangeLocks()
     let listings = ListingCache()
+    let watchHooks = WatchHooks()
     /// The root's sources, fixed for the life of the mount (absolute redirects start from them).
     let rootSources: [Source]
 
@@ -59,7 +60,9 @@ public final class OverlayTree: Sendable {
                 if let index = try DirectoryIndex.read(stack.layers[upperLayer], path) { nodes.keep(id, upper: LiveIndex(index), lowers: []) }
             }
         }
-        return try nodes.view(id)
+        let indexed = try nodes.view(id)
+        watchHooks.read(id, indexed.sources)
+        return indexed
     }
 
     /// lookup for an entry of a listing just read (readdirplus): the listing already showed that no layer above
@@ -84,7 +87,10 @@ public final class OverlayTree: Sendable {
 
     /// Counts one kernel reference to a resolved name and answers with what the mount shows for it.
     func remember(_ parent: NodeID, _ name: Name, _ resolution: Resolution) throws(Errno) -> Entry {
-        Entry(node: try nodes.remember(parent, name, resolution), attributes: try stack.shown(resolution))
+        let (node, changed) = try nodes.remember(parent, name, resolution)
+        // A directory that merges other layers than before (changed underneath) lists them from now on.
+        if changed { listings.drop([node]) }
+        return Entry(node: node, attributes: try stack.shown(resolution))
     }
 
     public func forget(_ node: NodeID, lookups: UInt64) {
@@ -92,6 +98,7 @@ public final class OverlayTree: Sendable {
         if !released.isEmpty {
             listings.drop(released)
             stack.prefetch.cancel(released)
+            watchHooks.forgot(released)
         }
     }
 
@@ -127,7 +134,15 @@ public final class OverlayTree: Sendable {
         let view = try nodes.view(node)
         let top = try view.top
         let source = view.data ?? top
-        let fd = try stack.layers[source.layer].at(source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
+        let layer = stack.layers[source.layer]
+        let fd = try layer.at(source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
+        // A lower file replaced underneath (a layer edited by hand) is another file than the node stands for:
+        // ESTALE makes the kernel look the name up again, and the new file gets a node of its own.
+        if view.data == nil, !layer.isUpper,
+           let info = try? Sys.fstat(fd), stack.inodeNumbers.number(backing: info.st_ino, device: layer.device) != view.inode {
+            Sys.close(fd)
+            throw .staleNFSFileHandle
+        }
         return FileDescriptor(rawValue: fd)
     }
 

@@ -149,6 +149,16 @@ final class Prefetch: Sendable {
         }
     }
 
+    /// These directories changed underneath (nil: any may have): what was read of them goes.
+    func forget(_ keys: Set<Key>?) {
+        state.withLock { state in
+            for (key, entry) in state.ready where keys?.contains(key) ?? true {
+                state.ready[key] = nil
+                state.readyEntries -= entry.index.count
+            }
+        }
+    }
+
     private func run() {
         while true {
             pending.wait()

@@ -111,6 +111,63 @@ enum Sys {
         return status == 0 ? Array(uuid.prefix(Int(length))) : []
     }
 
+    /// The path the kernel gives an open descriptor, as bytes (for matching a watched directory to its layer).
+    static func pathOfDescriptor(_ fd: CInt) throws(Errno) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: Int(CLinux_PATH_MAX) + 1)
+        let count = try valueOrErrno {
+            buffer.withUnsafeMutableBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { text in
+                    text.baseAddress.map { Glibc.readlink("/proc/self/fd/\(fd)", $0, text.count - 1) } ?? -1
+                }
+            }
+        }
+        return Array(buffer[0..<count])
+    }
+
+    /// The filesystem id statfs(2) gives a descriptor, the one fanotify reports events with.
+    static func filesystemID(_ fd: CInt) throws(Errno) -> UInt64 {
+        var id: UInt64 = 0
+        _ = try valueOrErrno { CLinux_filesystem_id(fd, &id) }
+        return id
+    }
+
+    static func fanotifyGroup() throws(Errno) -> CInt { try valueOrErrno { CLinux_fanotify_init() } }
+
+    static func fanotifyMarkFilesystem(_ fd: CInt, _ path: String) throws(Errno) {
+        _ = try valueOrErrno { CLinux_fanotify_mark_filesystem(fd, path) }
+    }
+
+    static func openByHandle(_ mountFD: CInt, type: CInt, _ handle: UnsafeRawBufferPointer) throws(Errno) -> CInt {
+        try valueOrErrno {
+            CLinux_open_by_handle(mountFD, type, handle.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt32(handle.count))
+        }
+    }
+
+    static func inotifyGroup() throws(Errno) -> CInt { try valueOrErrno { inotify_init1(CInt(IN_NONBLOCK | IN_CLOEXEC)) } }
+
+    /// Watches the directory open as `directory` (a descriptor opened beneath its layer's root, reached through
+    /// its /proc link, so no path inside a layer is resolved again here).
+    static func inotifyWatch(_ group: CInt, _ directory: CInt) throws(Errno) -> CInt {
+        try valueOrErrno { inotify_add_watch(group, "/proc/self/fd/\(directory)", CLinux_IN_EVENTS) }
+    }
+
+    static func inotifyRemove(_ group: CInt, _ watch: CInt) { _ = inotify_rm_watch(group, watch) }
+
+    /// A read that may find nothing (a non-blocking descriptor): 0 then.
+    static func readAvailable(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        do {
+            return try valueOrErrno { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        } catch .wouldBlock {
+            return 0
+        }
+    }
+
+    /// Waits up to `milliseconds` for `fd` to be readable.
+    static func waitReadable(_ fd: CInt, milliseconds: CInt) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
     static func statfs(_ fd: CInt) throws(Errno) -> statvfs {
         var buffer = statvfs()
         _ = try valueOrErrno { fstatvfs(fd, &buffer) }

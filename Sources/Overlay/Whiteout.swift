@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// The two on-disk forms of a deleted name (a character device 0/0 with the name itself, or an empty
 /// `.wh.NAME` file beside it) and the marker file form of an opaque directory (`.wh..wh..opq`). A marker is
@@ -81,6 +82,12 @@ public enum ProvenanceXattr {
     public static let stack = Array("user.strata.stack".utf8)
 
     static func isProvenance(_ name: [UInt8]) -> Bool { name.starts(with: prefix) }
+
+    /// Asks the mount at `path` through the attribute (an empty answer is one too); the error when it refuses.
+    public static func ask(_ name: [UInt8], at path: String) throws(Errno) -> [UInt8] {
+        guard let value = try Sys.xattr(givenPath: path, name) else { throw .noData }
+        return value
+    }
 
     /// The attribute as a mount answers it at `path`.
     public static func read(_ name: [UInt8], at path: String) -> String? {

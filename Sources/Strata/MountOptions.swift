@@ -22,6 +22,10 @@ public struct MountOptions: Equatable, Sendable {
     public var metacopy = false
     /// uidmapping, gidmapping, squash_to_*, xattr_permissions and static_nlink.
     public var mapping = AttributeMapping()
+    /// `watch`: changes made in the layers by others show in the mount at once (see `LayerWatch`).
+    public var watch = false
+    /// `watch=inotify`: watch with inotify even where fanotify is permitted (as a rootless daemon does).
+    public var watchInotify = false
     /// `noacl`: the kernel checks permissions by mode bits alone, ignoring POSIX ACLs.
     public var acl = true
     /// One line per option that was not understood and is ignored.
@@ -102,6 +106,14 @@ public struct MountOptions: Equatable, Sendable {
             }
         case ("static_nlink", nil):
             mapping.staticDirectoryLinks = true
+        case ("watch", nil):
+            watch = true
+        case let ("watch", value?):
+            guard value == "fanotify" || value == "inotify" else { throw .invalid(option: option, reason: "expected fanotify or inotify") }
+            watch = true
+            watchInotify = value == "inotify"
+        case ("nowatch", nil):
+            watch = false
         case ("noacl", nil):
             acl = false
         case ("acl", nil):

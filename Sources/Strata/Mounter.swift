@@ -1,5 +1,6 @@
 import FuseKit
 import Glibc
+import Logging
 import Overlay
 import SystemPackage
 
@@ -33,6 +34,11 @@ public enum Mounter {
             try session.mount(at: plan.mountpoint)
             session.detach(foreground: foreground || debug)
             if !(foreground || debug) { DaemonLog.detach() }
+            fileSystem.invalidator.connect(session.notifier)
+            // After detaching: the watcher's thread must be the serving process's.
+            let watch = plan.options.watch ? watchLayers(tree, fileSystem.invalidator, inotify: plan.options.watchInotify) : nil
+            if let watch { fileSystem.invalidator.method.withLock { $0 = watch.method } }
+            defer { watch?.stop() }
             let clean = session.run(threaded: plan.options.threaded)
             session.unmount()
             if !clean { throw Failure(description: "\(plan.mountpoint): the FUSE connection failed") }
@@ -42,6 +48,19 @@ public enum Mounter {
             throw error
         } catch {
             throw Failure(description: "\(error)")
+        }
+    }
+
+    /// `-o watch`: where no watch can be made the mount goes on without one, and says so once.
+    private static func watchLayers(_ tree: OverlayTree, _ invalidator: Invalidator, inotify: Bool) -> LayerWatch? {
+        do {
+            let logger = Logger(label: "strata.watch")
+            return try LayerWatch(tree, inotify: inotify, warn: { logger.warning("\($0)") }) { changes in
+                invalidator.send(changes.map { tree.layersChanged($0) } ?? tree.refresh(.root))
+            }
+        } catch {
+            Logger(label: "strata.watch").warning("\(error.description)")
+            return nil
         }
     }
 

@@ -20,6 +20,9 @@ public final class StrataFileSystem: FileSystem {
     /// What the connection has answered, for `strata stats` (the `user.strata.stats` attribute of the root).
     let statistics: RequestStatistics
 
+    /// Tells the kernel what changed underneath (`-o watch`, `strata refresh`).
+    let invalidator = Invalidator()
+
     public init(tree: OverlayTree, statistics: RequestStatistics = RequestStatistics(), timeout: Double, skipSync: Bool = false,
                 writeback: Bool = true, acl: Bool = true) {
         self.tree = tree
@@ -120,7 +123,13 @@ public final class StrataFileSystem: FileSystem {
 
     public func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8] {
         if node == NodeID.root.rawValue, name == StatisticsReport.attribute {
-            return StatisticsReport(rows: statistics.rows, nodes: tree.nodeCount).json
+            return StatisticsReport(rows: statistics.rows, nodes: tree.nodeCount, watch: invalidator.method.withLock { $0 }).json
+        }
+        if name == RefreshRequest.attribute || name == RefreshRequest.entriesAttribute {
+            // Answered once the kernel has dropped what it held, so that `strata refresh` returns after it.
+            invalidator.send(tree.refresh(NodeID(node), below: name == RefreshRequest.attribute))
+            invalidator.drain()
+            return []
         }
         return try tree.extendedAttribute(NodeID(node), name: name)
     }
@@ -199,7 +208,8 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int {
-        try data.write(to: CInt(truncatingIfNeeded: handle), at: offset)
+        tree.noteOwnChange(of: NodeID(node))
+        return try data.write(to: CInt(truncatingIfNeeded: handle), at: offset)
     }
 
     public func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno) {
@@ -219,6 +229,7 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
+        tree.noteOwnChange(of: NodeID(node))
         try OpenFile.allocate(CInt(truncatingIfNeeded: handle), mode: mode, offset: offset, length: length)
     }
 
@@ -232,7 +243,8 @@ public final class StrataFileSystem: FileSystem {
 
     public func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),
                           length: Int, flags: Int32) throws(Errno) -> Int {
-        try OpenFile.copyRange(from: CInt(truncatingIfNeeded: from.handle), at: from.offset, to: CInt(truncatingIfNeeded: to.handle), at: to.offset, length: length)
+        tree.noteOwnChange(of: NodeID(to.node))
+        return try OpenFile.copyRange(from: CInt(truncatingIfNeeded: from.handle), at: from.offset, to: CInt(truncatingIfNeeded: to.handle), at: to.offset, length: length)
     }
 
     private func entry(_ found: OverlayTree.Entry) -> Entry {

@@ -116,3 +116,21 @@ struct Stats: ParsableCommand {
         }
     }
 }
+
+struct Refresh: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Makes a live mount read the named paths (or everything) again from its layers, after they were changed underneath it.")
+
+    @Argument(help: "A live Strata mount.")
+    var mountpoint: String
+
+    @Argument(help: "Paths in the mount, absolute or relative to its root (none: the whole mount).")
+    var paths: [String] = []
+
+    func run() throws {
+        try StrataCommand.printing {
+            try RefreshRequest.refresh(mount: mountpoint, paths: paths)
+            return ""
+        }
+    }
+}

@@ -153,15 +153,6 @@ final class CommandLineTests: XCTestCase {
         return nil
     }
 
-    private func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(50_000)
-        }
-        return condition()
-    }
-
     private func assertDaemonEnds(_ how: String, stop: (String, pid_t) -> Void) {
         let mnt = mountpoint(how)
         XCTAssertEqual(Mounts.strata(writable, at: mnt).status, 0)

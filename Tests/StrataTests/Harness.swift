@@ -124,6 +124,35 @@ enum Mounts {
     }
 }
 
+/// A daemon run as nobody, as rootless podman runs it: `prepare` gives a directory to nobody and opens
+/// /dev/fuse to it (libfuse opens it itself; this machine keeps it root-only), `finish` undoes that.
+struct Rootless {
+    /// The command prefix that runs a command as nobody.
+    let user = "setpriv --reuid=65534 --regid=65534 --clear-groups"
+    private let fuseMode: String
+
+    init(_ directory: String, in scratch: Scratch) {
+        Shell.bash("chown -R 65534:65534 \(directory) && chmod 755 \(scratch.path)")
+        fuseMode = Shell.bash("stat -c %a /dev/fuse").trimmingCharacters(in: .whitespacesAndNewlines)
+        Shell.bash("chmod 666 /dev/fuse")
+    }
+
+    func finish(unmounting mountpoint: String) {
+        Shell.run(["bash", "-c", "\(user) fusermount3 -u \(mountpoint)"], timeout: 15)
+        Shell.bash("chmod \(fuseMode) /dev/fuse")
+    }
+}
+
+/// Polls `condition` every `interval` seconds until it holds or `seconds` have passed.
+func waitUntil(_ seconds: Double, interval: Double = 0.05, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(useconds_t(interval * 1_000_000))
+    }
+    return condition()
+}
+
 /// What `snapshot.py` reports for a tree: one line per path with every stat field users see.
 /// `stableTimes` drops the times a test run set itself, which differ from run to run.
 func snapshot(_ root: String, inodes: Bool = true, stableTimes: Bool = false,

@@ -247,19 +247,13 @@ final class HostileLayerTests: XCTestCase {
         let canary = makeCanary()
         let before = canaryState(canary)
         let base = scratch.sub("rootless")
-        let user = "setpriv --reuid=65534 --regid=65534 --clear-groups"
         Shell.bash("""
             mkdir -p \(base)/A/real \(base)/B/esc \(base)/B/ok \(base)/mnt && echo hi > \(base)/A/real/file
             setfattr -n user.overlay.redirect -v /../../canary \(base)/B/esc; setfattr -n user.overlay.redirect -v /real \(base)/B/ok
-            chown -R 65534:65534 \(base) && chmod 755 \(scratch.path)
             """)
-        // libfuse opens /dev/fuse itself; this machine keeps it root-only, so it is opened up for the test.
-        let mode = Shell.bash("stat -c %a /dev/fuse").trimmingCharacters(in: .whitespacesAndNewlines)
-        Shell.bash("chmod 666 /dev/fuse")
-        defer {
-            Shell.run(["bash", "-c", "\(user) fusermount3 -u \(base)/mnt"], timeout: 15)
-            Shell.bash("chmod \(mode) /dev/fuse")
-        }
+        let rootless = Rootless(base, in: scratch)
+        let user = rootless.user
+        defer { rootless.finish(unmounting: "\(base)/mnt") }
         let mounted = Shell.run(["bash", "-c", "\(user) \(Paths.strata) -o lowerdir=\(base)/B:\(base)/A \(base)/mnt"], timeout: 30)
         XCTAssertEqual(mounted.status, 0, mounted.error)
         let seen = Shell.run(["bash", "-c", "\(user) ls \(base)/mnt/ok; \(user) ls \(base)/mnt/esc; \(user) cat \(base)/mnt/esc/secret"])

@@ -29,6 +29,19 @@ final class MountOptionsTests: XCTestCase {
         }
     }
 
+    func testWatchOptions() throws {
+        XCTAssertFalse(try MountOptions(parsing: ["lowerdir=/a"]).watch)
+        let watched = try MountOptions(parsing: ["watch"])
+        XCTAssertTrue(watched.watch)
+        XCTAssertFalse(watched.watchInotify)
+        let inotify = try MountOptions(parsing: ["watch=inotify"])
+        XCTAssertTrue(inotify.watch && inotify.watchInotify)
+        XCTAssertFalse(try MountOptions(parsing: ["watch,nowatch"]).watch)
+        XCTAssertThrowsError(try MountOptions(parsing: ["watch=poll"])) { error in
+            XCTAssertTrue("\(error)".contains("watch=poll"), "\(error)")
+        }
+    }
+
     func testOwnershipOptions() throws {
         let options = try MountOptions(parsing: ["uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1",
                                                  "squash_to_root,squash_to_gid=5,xattr_permissions=2,static_nlink,noacl"])

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <stdint.h>
+#include <sys/fanotify.h>
+#include <sys/inotify.h>
 
 extern const int CLinux_O_PATH;
 extern const int CLinux_O_DIRECTORY;
@@ -64,4 +66,21 @@ int CLinux_name_to_handle(int dirfd, const char *name, int *type, unsigned char 
 /// bytes into `uuid` (16 at most). -1 with errno where the filesystem or kernel has none.
 int CLinux_filesystem_uuid(int fd, unsigned char *uuid, unsigned int *length);
 
+/// fanotify(7), for `-o watch`: a group reporting directory handles and names, the events it asks for, and one
+/// mark per filesystem. Each returns what the call does, -1 with errno on failure.
+extern const unsigned int CLinux_FAN_INIT_FLAGS;
+extern const uint64_t CLinux_FAN_EVENTS;
+extern const unsigned int CLinux_FAN_MARK_FILESYSTEM_ADD;
+extern const unsigned char CLinux_FAN_EVENT_INFO_TYPE_DFID_NAME;
+extern const uint64_t CLinux_FAN_Q_OVERFLOW;
+extern const uint32_t CLinux_IN_EVENTS;
+extern const uint32_t CLinux_IN_Q_OVERFLOW;
+extern const uint32_t CLinux_IN_IGNORED;
+int CLinux_fanotify_init(void);
+/// statfs(2)'s f_fsid of the filesystem `fd` is on, as fanotify reports it (its two words, first one low).
+int CLinux_filesystem_id(int fd, uint64_t *id);
+int CLinux_fanotify_mark_filesystem(int fd, const char *path);
+/// open_by_handle_at(2) of a handle fanotify reported (type and bytes), as O_PATH, through `mount_fd` (any
+/// descriptor on that filesystem).
+int CLinux_open_by_handle(int mount_fd, int type, const unsigned char *handle, unsigned int length);
 #endif

@@ -16,12 +16,15 @@ public struct StatisticsReport: Codable, Sendable {
     public var requests: [Request]
     /// Nodes the kernel holds: the daemon's memory grows with them.
     public var nodes: Int
+    /// How layer changes underneath are seen: "fanotify", "inotify" or "off" (`-o watch`).
+    public var watch: String?
 
     static let attribute = Array("user.strata.stats".utf8)
 
-    init(rows: [RequestStatistics.Row], nodes: Int) {
+    init(rows: [RequestStatistics.Row], nodes: Int, watch: String) {
         requests = rows.map { Request(opcode: $0.opcode.name, calls: $0.calls, errors: $0.errors, seconds: Double($0.nanoseconds) / 1e9) }
         self.nodes = nodes
+        self.watch = watch
     }
 
     var json: [UInt8] {
@@ -47,6 +50,6 @@ public struct StatisticsReport: Codable, Sendable {
         }
         let total = report.requests.reduce(0) { $0 + $1.calls }
         return style.table(["OPCODE", "CALLS", "ERRORS", "SECONDS", "MEAN_US"], rows)
-            + (style.aligned ? "\(total) requests; \(report.nodes) nodes held\n" : "")
+            + (style.aligned ? "\(total) requests; \(report.nodes) nodes held; layers watched: \(report.watch ?? "off")\n" : "")
     }
 }
