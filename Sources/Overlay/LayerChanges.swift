@@ -40,13 +40,13 @@ extension OverlayTree {
             switch Whiteout.marker(change.name) {
             case let .hides(hidden)?: names[directory, default: []].insert(hidden)
             case .opaque?: wholly.insert(directory)
-            case .inert?: names[directory, default: []] = names[directory] ?? []
+            case .inert?: names[directory, default: []].formUnion([])
             case nil: names[directory, default: []].insert(change.name)
             }
             objects.insert(Prefetch.Key(layer: change.layer, path: change.directory.appending(change.name)))
         }
         for directory in wholly {
-            names[directory, default: []] = names[directory] ?? []
+            names[directory, default: []].formUnion([])
             objects.insert(directory)
             // The directory itself now merges with less (or more) below: it is looked up again.
             if let parent = directory.path.parent, let own = directory.path.name {
@@ -72,10 +72,7 @@ extension OverlayTree {
             guard touched else { continue }
             forgetLayers(of: id)
             invalidation.nodes.append(id)
-            for name in changed {
-                invalidation.entries.append((id, name))
-                if let child = nodes.child(id, name) { invalidation.nodes.append(child) }
-            }
+            drop(changed, in: id, into: &invalidation)
             touchedDirectories.append((id, changed))
         }
         // The nodes held at changed names take what they stand for now at once, before the kernel hears of
@@ -109,12 +106,17 @@ extension OverlayTree {
                 names.formUnion(listing.dropFirst(2).map(\.name))
                 listingRead(id)
             }
-            for name in names {
-                invalidation.entries.append((id, name))
-                if let child = nodes.child(id, name) { invalidation.nodes.append(child) }
-            }
+            drop(names, in: id, into: &invalidation)
         }
         return invalidation
+    }
+
+    /// The kernel drops these names of a directory, and the nodes it holds at them.
+    private func drop(_ names: Set<Name>, in directory: NodeID, into invalidation: inout KernelInvalidation) {
+        for name in names {
+            invalidation.entries.append((directory, name))
+            if let child = nodes.child(directory, name) { invalidation.nodes.append(child) }
+        }
     }
 
     /// An inotify watch starts at the root, which the kernel holds from the mount on.

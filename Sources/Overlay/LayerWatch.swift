@@ -30,6 +30,7 @@ public final class LayerWatch: Sendable {
         self.tree = tree
         if !inotify, let fanotify = try? FanotifyWatch(tree.stack, changed: changed) {
             backend = .fanotify(fanotify)
+            tree.watched.store(true, ordering: .relaxed)
             return
         }
         let hooks = tree.watchHooks
@@ -38,6 +39,7 @@ public final class LayerWatch: Sendable {
                                      warn: warn, changed: changed)
         backend = .inotify(watch)
         hooks.attach(watch)
+        tree.watched.store(true, ordering: .relaxed)
         tree.watchRoot()
     }
 

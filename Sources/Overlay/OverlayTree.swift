@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// The merged view of a layer stack, addressed by node ids: what a FUSE server (or a test) asks of an overlay.
@@ -10,6 +11,9 @@ public final class OverlayTree: Sendable {
     let locks = ChangeLocks()
     let listings = ListingCache()
     let watchHooks = WatchHooks()
+    /// `-o watch` is on: layers are expected to change underneath, so opens check that a lower file is still the
+    /// one its node stands for (an fstat each, which a mount without a watch does not pay).
+    let watched = Atomic<Bool>(false)
     /// The root's sources, fixed for the life of the mount (absolute redirects start from them).
     let rootSources: [Source]
 
@@ -138,7 +142,7 @@ public final class OverlayTree: Sendable {
         let fd = try layer.at(source.path) { spot throws(Errno) in try Sys.open(spot, O_RDONLY) }
         // A lower file replaced underneath (a layer edited by hand) is another file than the node stands for:
         // ESTALE makes the kernel look the name up again, and the new file gets a node of its own.
-        if view.data == nil, !layer.isUpper,
+        if view.data == nil, !layer.isUpper, watched.load(ordering: .relaxed),
            let info = try? Sys.fstat(fd), stack.inodeNumbers.number(backing: info.st_ino, device: layer.device) != view.inode {
             Sys.close(fd)
             throw .staleNFSFileHandle
