@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
@@ -25,14 +26,16 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["CONCURRENCY.md"]),
+        .systemLibrary(name: "CCurses", providers: [.apt(["libncurses-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .target(name: "OCI", dependencies: [
             "CArchive", "CLinux", "Overlay",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Strata", dependencies: [
-            "FuseKit", "Overlay", "OCI",
+            "FuseKit", "Overlay", "OCI", "CCurses",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "StrataCLI", dependencies: [
             "Strata",

@@ -103,6 +103,27 @@ public struct ImageLayout {
         return files
     }
 
+    /// The layers of the image tagged `tag`, bottom first: each blob (checked against its digest) and the
+    /// history entry that made it (`created_by`; history entries marked `empty_layer` made no layer).
+    public func layerHistory(tagged tag: String) throws(Failure) -> [(digest: String, path: String, createdBy: String?)] {
+        let manifest = try manifest(tagged: tag, in: try readIndex())
+        let files = try layerFiles(tagged: tag)
+        let history = ((try? decode(HistoryOnly.self, blob: manifest.config.digest))?.history ?? []).filter { $0.empty_layer != true }
+        return manifest.layers.enumerated().map { position, layer in
+            (layer.digest, files[position].path, position < history.count ? history[position].created_by : nil)
+        }
+    }
+
+    /// A config as any builder writes it, read only for its history.
+    private struct HistoryOnly: Decodable {
+        struct Entry: Decodable {
+            var created_by: String?
+            var empty_layer: Bool?
+        }
+
+        var history: [Entry]?
+    }
+
     private func manifest(tagged tag: String, in index: Index) throws(Failure) -> Manifest {
         guard let descriptor = index.manifests.first(where: { $0.annotations?[Self.refName] == tag }) else {
             throw Failure(description: "\(directory): no image tagged \(tag)")

@@ -46,7 +46,7 @@ public enum LayerUnpack {
             guard status >= ARCHIVE_WARN, let entry else {
                 throw LayerTar.Failure(description: "\(tarball): entry \(count) (after \(previous)): \(archiveError(reader, or: "a damaged header"))")
             }
-            let name = bytes(archive_entry_pathname(entry))
+            let name = TarNames.bytes(archive_entry_pathname(entry))
             let shown = "\"" + Escaping.escape(name) + "\""
             previous = shown
             do {
@@ -80,7 +80,7 @@ public enum LayerUnpack {
             }
         }
         if let link = archive_entry_hardlink(entry) {
-            return try builder.hardLink(path, to: try TarNames.path(bytes(link)))
+            return try builder.hardLink(path, to: try TarNames.path(TarNames.bytes(link)))
         }
         switch type {
         case S_IFDIR:
@@ -89,7 +89,7 @@ public enum LayerUnpack {
             try builder.file(path, metadata) { fd throws(Errno) in try copyData(reader, to: fd, size: archive_entry_size(entry)) }
         case S_IFLNK:
             guard let target = archive_entry_symlink(entry) else { throw TarRefusal("a symbolic link without a target") }
-            try builder.symlink(path, target: bytes(target), metadata)
+            try builder.symlink(path, target: TarNames.bytes(target), metadata)
         case S_IFCHR, S_IFBLK, S_IFIFO:
             try builder.special(path, mode: type, device: archive_entry_rdev(entry), metadata)
         default:
@@ -104,7 +104,7 @@ public enum LayerUnpack {
         var value: UnsafeRawPointer?
         var size = 0
         while archive_entry_xattr_next(entry, &xattrName, &value, &size) == ARCHIVE_OK {
-            let key = bytes(xattrName)
+            let key = TarNames.bytes(xattrName)
             if ReservedXattr.isReserved(key) {
                 report.droppedXattrs += 1
                 if report.firstDropped == nil { report.firstDropped = "\"\(Escaping.escape(name))\" (\(Escaping.escape(key)))" }
@@ -149,10 +149,5 @@ public enum LayerUnpack {
         case .notDirectory: "its path goes through something that is not a directory"
         default: "\(error)"
         }
-    }
-
-    private static func bytes(_ text: UnsafePointer<CChar>?) -> [UInt8] {
-        guard let text else { return [] }
-        return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(text), count: strlen(text)))
     }
 }

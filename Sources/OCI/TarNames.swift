@@ -1,3 +1,4 @@
+import Glibc
 import Overlay
 
 /// Entry names of a layer tarball, as bytes: how GNU tar reads them (a leading "./", repeated or trailing
@@ -16,6 +17,12 @@ enum TarNames {
             }
         }
         return LayerPath(names)
+    }
+
+    /// A name libarchive hands over, as its bytes.
+    static func bytes(_ text: UnsafePointer<CChar>?) -> [UInt8] {
+        guard let text else { return [] }
+        return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(text), count: strlen(text)))
     }
 }
 

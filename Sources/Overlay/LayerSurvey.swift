@@ -14,6 +14,12 @@ public struct LayerSummary: Sendable, Codable, Equatable {
     public var redirectedDirectories = 0
     /// Bytes of this layer's files that the merged view does not show (overridden or deleted above).
     public var shadowedBytes: Int64 = 0
+
+    public init(index: Int, directory: String, isUpper: Bool) {
+        self.index = index
+        self.directory = directory
+        self.isUpper = isUpper
+    }
 }
 
 /// One change the upper layer makes, as `podman diff` prints it: A(dded), C(hanged) or D(eleted).

@@ -31,6 +31,21 @@ public struct PathReport: Sendable, Equatable {
     /// For a hidden name: the layer holding the whiteout or the opaque directory, and that marker's path in it.
     public var hiddenBy: Int?
     public var marker: LayerPath?
+
+    public init(path: LayerPath, state: State, type: String? = nil, servedBy: [Int] = [], shadows: [Int] = [],
+                copiedUp: Bool = false, metadataOnly: Bool = false, renamedFrom: [UInt8]? = nil,
+                hiddenBy: Int? = nil, marker: LayerPath? = nil) {
+        self.path = path
+        self.state = state
+        self.type = type
+        self.servedBy = servedBy
+        self.shadows = shadows
+        self.copiedUp = copiedUp
+        self.metadataOnly = metadataOnly
+        self.renamedFrom = renamedFrom
+        self.hiddenBy = hiddenBy
+        self.marker = marker
+    }
 }
 
 extension LayerStack {

@@ -64,22 +64,45 @@ struct List: ParsableCommand {
     }
 }
 
+/// Where `layers`, `explore` and `check` find the stack: a path in a live mount, layer directories, or an image.
+struct StackSourceOptions: ParsableArguments {
+    @Option(name: .customShort("o"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("The layers, as for mounting (lowerdir=...[,upperdir=...]).", valueName: "options"))
+    var options: [String] = []
+
+    @Option(help: ArgumentHelp("An image in an OCI image layout, read from its layer tarballs.", valueName: "dir:tag"))
+    var image: String?
+
+    @Argument(help: "A path in a live Strata mount (without -o or --image).")
+    var path: String?
+
+    var origin: AnalyzedStack.Origin {
+        if let image { return .image(image) }
+        return .directories(options: options, path: path.map(RawArguments.bytes))
+    }
+
+    func validate() throws {
+        if image != nil, !options.isEmpty || path != nil { throw ValidationError("--image takes neither -o nor a path") }
+        if image == nil, options.isEmpty, path == nil { throw ValidationError("give a path in a Strata mount, -o lowerdir=..., or --image DIR:TAG") }
+    }
+}
+
 struct Layers: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The stack from top to bottom: entries, bytes, whiteouts, opaque and renamed directories, and the bytes upper layers hide.",
+        abstract: "The stack from top to bottom (entries, bytes, whiteouts, opaque and renamed directories, the bytes upper layers hide) and its efficiency as dive reckons it.",
         helpNames: [.long])
 
-    @OptionGroup var inspection: InspectionOptions
+    @OptionGroup var source: StackSourceOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
 
     @Flag(name: .customShort("h"), help: "Human-readable sizes.")
     var humanSizes = false
 
-    @Argument(help: "A path in a live mount (without -o).")
-    var path: String?
-
     func run() throws {
-        try inspection.report(paths: path.map { [$0] } ?? []) { stack throws(Inspection.Failure) in
-            try stack.layers(style: inspection.style(humanSizes: humanSizes))
+        try StrataCommand.printing {
+            try EfficiencyReports.layers(source.origin, style: OutputStyle(json: json, aligned: isatty(STDOUT_FILENO) == 1, humanSizes: humanSizes))
         }
     }
 }

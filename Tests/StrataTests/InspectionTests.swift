@@ -58,7 +58,8 @@ final class InspectionTests: XCTestCase {
         let stack = scratch.makeStack("stack", format: "files")
         let outcome = strata(["layers", "--json", "-o", layers(stack)])
         XCTAssertEqual(outcome.status, 0, outcome.error)
-        let summaries = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [[String: Any]])
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [String: Any])
+        let summaries = try XCTUnwrap(report["layers"] as? [[String: Any]])
         XCTAssertEqual(summaries.map { $0["directory"] as? String }, ["upper", "l1", "l2", "l3"].map { "\(stack)/\($0)" })
         XCTAssertEqual(summaries.map { $0["whiteouts"] as? Int }, [1, 1, 44, 0])
         XCTAssertEqual(summaries.map { $0["opaqueDirectories"] as? Int }, [1, 1, 1, 0])
@@ -119,7 +120,8 @@ final class InspectionTests: XCTestCase {
         // Writing one name of a lower hard-linked file copies up every name.
         Shell.bash("echo changed >> \(mnt)/data/hard1")
         XCTAssertEqual(strata(["which", "data/hard2"], in: mnt).output, "/data/hard2\t0\tfile, copied up, shadows layer 3\n")
-        let summaries = try? JSONSerialization.jsonObject(with: Data(strata(["layers", "--json", mnt]).output.utf8)) as? [[String: Any]]
+        let report = try? JSONSerialization.jsonObject(with: Data(strata(["layers", "--json", mnt]).output.utf8)) as? [String: Any]
+        let summaries = report?["layers"] as? [[String: Any]]
         XCTAssertEqual(summaries?.first?["redirectedDirectories"] as? Int, 1)
         let outside = strata(["which", scratch.path])
         XCTAssertNotEqual(outside.status, 0)

@@ -115,16 +115,6 @@ extension Inspection {
         do { return try body() } catch { throw Failure(description: "\(error)") }
     }
 
-    private func layerList(_ indexes: [Int]) -> String {
-        indexes.map(String.init).joined(separator: ",")
-    }
-
-    /// A marker's path inside its layer, as `which` prints it: relative, "." for the layer root.
-    private func shown(_ marker: LayerPath?) -> String {
-        guard let marker, !marker.isRoot else { return "." }
-        return String(marker.description.dropFirst())
-    }
-
     /// `strata which`: the serving layer of each path, what it shadows, or what hides it.
     public func which(style: OutputStyle) throws(Failure) -> String {
         try which(paths, style: style)
@@ -135,32 +125,9 @@ extension Inspection {
         for path in paths { reports.append(try run { () throws(Errno) in try stack.report(path) }) }
         if style.json { return style.json(reports.map(PathReportJSON.init)) }
         let rows = reports.map { report in
-            [report.path.description, report.servedBy.isEmpty ? "-" : layerList(report.servedBy), describe(report)]
+            [report.path.description, report.servedBy.isEmpty ? "-" : PathReport.layerList(report.servedBy), report.sentence]
         }
         return style.table(["PATH", "LAYER", "WHAT"], rows) + legend(reports.flatMap { $0.servedBy + $0.shadows + ($0.hiddenBy.map { [$0] } ?? []) }, style)
-    }
-
-    private func describe(_ report: PathReport) -> String {
-        let shadows = report.shadows.isEmpty ? "" : ", shadows layer \(layerList(report.shadows))"
-        let hider = report.hiddenBy.map(String.init) ?? "?"
-        switch report.state {
-        case .present:
-            var words = [report.type ?? "file"]
-            if report.servedBy.count > 1 { words.append("merged from \(report.servedBy.count) layers") }
-            if report.metadataOnly {
-                words.append("metadata copied up")
-            } else if report.copiedUp, report.type != "directory" {
-                words.append("copied up")
-            }
-            if let from = report.renamedFrom { words.append("renamed from \(Escaping.escape(from))") }
-            return words.joined(separator: ", ") + shadows
-        case .whitedOut:
-            return "whited out by layer \(hider) (\(shown(report.marker)))" + (report.shadows.isEmpty ? "" : ", hides layer \(layerList(report.shadows))")
-        case .behindOpaque:
-            return "hidden by opaque directory \(shown(report.marker)) in layer \(hider), hides layer \(layerList(report.shadows))"
-        case .absent:
-            return "not in any layer"
-        }
     }
 
     private func legend(_ used: [Int], _ style: OutputStyle) -> String {
@@ -175,7 +142,7 @@ extension Inspection {
     public func list(long: Bool, all: Bool, style: OutputStyle) throws(Failure) -> String {
         let path = paths.first ?? .root
         let directory = try run { () throws(Errno) in try stack.report(path) }
-        guard directory.state == .present else { throw Failure(description: "\(path): \(describe(directory))") }
+        guard directory.state == .present else { throw Failure(description: "\(path): \(directory.sentence)") }
         guard directory.type == "directory" else { return try which([path], style: style) }
         let names = try run { () throws(Errno) in try stack.listNames(path) }
         var reports: [(name: Name, report: PathReport)] = []
@@ -190,7 +157,7 @@ extension Inspection {
         if style.json { return style.json(reports.map { PathReportJSON(report: $0.report) }) }
         let header = long ? ["LAYER", "TYPE", "MODE", "SIZE", "NAME", "NOTE"] : ["LAYER", "NAME", "NOTE"]
         let rows = reports.map { name, report -> [String] in
-            let layer = report.state == .present ? layerList(report.servedBy) : layerList(report.shadows)
+            let layer = report.state == .present ? PathReport.layerList(report.servedBy) : PathReport.layerList(report.shadows)
             let hider = report.hiddenBy.map(String.init) ?? "?"
             let note: String
             switch report.state {
@@ -207,17 +174,9 @@ extension Inspection {
         return style.table(header, rows) + legend(reports.flatMap { $0.report.servedBy + $0.report.shadows }, style)
     }
 
-    /// `strata layers`: the stack from top to bottom, with what each layer holds and how much of it is hidden.
-    public func layers(style: OutputStyle) throws(Failure) -> String {
-        let summaries = try run { () throws(Errno) in try stack.survey() }
-        if style.json { return style.json(summaries) }
-        let rows = summaries.map { (layer: LayerSummary) -> [String] in
-            let name = layer.isUpper ? "\(layer.index) (upper)" : "\(layer.index)"
-            let counts = [layer.entries, layer.whiteouts, layer.opaqueDirectories, layer.redirectedDirectories].map(String.init)
-            return [name, layer.directory, counts[0], style.size(layer.bytes), counts[1], counts[2], counts[3],
-                    style.size(layer.shadowedBytes)]
-        }
-        return style.table(["LAYER", "DIRECTORY", "ENTRIES", "BYTES", "WHITEOUTS", "OPAQUE", "REDIRECTS", "SHADOWED"], rows)
+    /// `strata layers`' table: the stack from top to bottom, with what each layer holds and how much of it is hidden.
+    func layerSummaries() throws(Failure) -> [LayerSummary] {
+        try run { () throws(Errno) in try stack.survey() }
     }
 
     /// `strata diff`: the upper layer's changes, as `podman diff` prints them.
@@ -225,5 +184,42 @@ extension Inspection {
         let changes = try run { () throws(Errno) in try stack.changes() }
         if style.json { return style.json(changes.map(ChangeJSON.init)) }
         return changes.map { "\($0.kind) \($0.path)\n" }.joined()
+    }
+}
+
+extension PathReport {
+    static func layerList(_ indexes: [Int]) -> String {
+        indexes.map(String.init).joined(separator: ",")
+    }
+
+    /// A marker's path inside its layer, as `which` prints it: relative, "." for the layer root.
+    private static func shown(_ marker: LayerPath?) -> String {
+        guard let marker, !marker.isRoot else { return "." }
+        return String(marker.description.dropFirst())
+    }
+
+    /// What `strata which` says of the path: its type, serving layers and what it shadows, or what hides it.
+    public var sentence: String {
+        let report = self
+        let shadows = report.shadows.isEmpty ? "" : ", shadows layer \(Self.layerList(report.shadows))"
+        let hider = report.hiddenBy.map(String.init) ?? "?"
+        switch report.state {
+        case .present:
+            var words = [report.type ?? "file"]
+            if report.servedBy.count > 1 { words.append("merged from \(report.servedBy.count) layers") }
+            if report.metadataOnly {
+                words.append("metadata copied up")
+            } else if report.copiedUp, report.type != "directory" {
+                words.append("copied up")
+            }
+            if let from = report.renamedFrom { words.append("renamed from \(Escaping.escape(from))") }
+            return words.joined(separator: ", ") + shadows
+        case .whitedOut:
+            return "whited out by layer \(hider) (\(Self.shown(report.marker)))" + (report.shadows.isEmpty ? "" : ", hides layer \(Self.layerList(report.shadows))")
+        case .behindOpaque:
+            return "hidden by opaque directory \(Self.shown(report.marker)) in layer \(hider), hides layer \(Self.layerList(report.shadows))"
+        case .absent:
+            return "not in any layer"
+        }
     }
 }
