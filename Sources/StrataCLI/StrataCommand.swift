@@ -51,7 +51,7 @@ struct StrataCommand: ParsableCommand {
         writes the upper layer as an OCI layer; `strata import ROOTFS --oci DIR:TAG` starts an image;
         `strata unpack DIR:TAG DEST` unpacks an image into layer directories and prints their lowerdir=.
         """,
-        subcommands: [Mount.self, Which.self, List.self, Layers.self, Diff.self, Check.self, Stats.self, Refresh.self, Commit.self, Import.self, Unpack.self],
+        subcommands: [Mount.self, Which.self, List.self, Layers.self, Diff.self, Explore.self, Check.self, Stats.self, Refresh.self, Commit.self, Import.self, Unpack.self],
         defaultSubcommand: Mount.self)
 
     /// fuse-overlayfs and libfuse also take the option list glued to the flag (`-olowerdir=...`).

@@ -1,0 +1,158 @@
+import Foundation
+import XCTest
+
+/// `strata explore` in a real terminal: tmux runs it on Fixtures/explore-stack.sh (layers 0 = upper, 1 = l1 with a
+/// renamed directory, 2 = l2 with an override, a whiteout and an opaque directory, 3 = base), the test types keys
+/// and reads the screen after each.
+final class ExploreTests: XCTestCase {
+    var scratch: Scratch!
+
+    override func setUp() { scratch = Scratch() }
+    override func tearDown() { scratch.remove() }
+
+    /// One tmux server of its own (its own socket), killed in every outcome.
+    private struct Tmux {
+        let socket: String
+
+        init(_ command: String, width: Int, height: Int) {
+            socket = "strata-explore-\(UUID().uuidString)"
+            tmux(["new-session", "-d", "-s", "explore", "-x", String(width), "-y", String(height),
+                  "env LANG=C.UTF-8 \(command); sleep 600"])
+        }
+
+        /// Runs tmux through the shell with its output in a file: the server it may start keeps no pipe of ours
+        /// open, and system() reaps what it starts.
+        @discardableResult
+        func tmux(_ arguments: [String]) -> String {
+            let output = NSTemporaryDirectory() + "strata-tmux-" + UUID().uuidString
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let quoted = (["timeout", "-k", "5", "20", "tmux", "-u", "-L", socket] + arguments)
+                .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+            _ = system(quoted + " </dev/null >'\(output)' 2>&1")
+            return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        }
+
+        var screen: String { tmux(["capture-pane", "-p", "-t", "explore"]) }
+
+        func keys(_ keys: String...) { tmux(["send-keys", "-t", "explore"] + keys) }
+
+        /// The screen once `condition` holds of it (or as it is after 10 s).
+        func screen(where condition: (String) -> Bool) -> String {
+            var last = ""
+            _ = waitUntil(10) {
+                last = screen
+                return condition(last)
+            }
+            return last
+        }
+
+        func kill() { tmux(["kill-server"]) }
+    }
+
+    /// The tree pane's rows, by name (a directory's with its slash): the mark letter (A, M, R or blank) and the line.
+    private func tree(_ screen: String) -> [String: (mark: String, line: String)] {
+        var rows: [String: (String, String)] = [:]
+        for line in screen.split(separator: "\n") {
+            guard let bar = line.firstIndex(of: "│") else { continue }
+            let pane = String(line[line.index(after: bar)...])
+            guard let branch = pane.range(of: "── "), let name = pane[branch.upperBound...].split(separator: " ").first else { continue }
+            rows[String(name)] = (String(pane.dropFirst().prefix(1)), pane)
+        }
+        return rows
+    }
+
+    func testBrowserMarksFiltersDetailsAggregateAndResize() {
+        let stack = scratch.sub("stack")
+        Shell.bash("'\(Paths.fixtures)/explore-stack.sh' '\(stack)'")
+        let session = Tmux("'\(Paths.strata)' explore -o lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/base,upperdir=\(stack)/upper",
+                           width: 150, height: 40)
+        defer { session.kill() }
+
+        // The aggregate through the top layer: every mark, removed names greyed with what hides them.
+        var screen = session.screen { $0.contains("Aggregate through layer 0") && $0.contains("passwd") }
+        XCTAssertTrue(screen.contains("┃ Layers"), screen)
+        XCTAssertTrue(screen.contains("Efficiency:  50.00%"), screen)
+        XCTAssertTrue(screen.contains("/app/data"), screen) // the wasted-space list
+        var rows = tree(screen)
+        XCTAssertEqual(rows["data"]?.mark, "M", screen) // chmod -R carried it again
+        XCTAssertTrue(rows["data"]?.line.contains("-rw-------") ?? false, screen)
+        XCTAssertEqual(rows["hostname"]?.mark, "M")
+        XCTAssertEqual(rows["issue"]?.mark, "A")
+        XCTAssertEqual(rows["passwd"]?.mark, " ") // the base is the baseline
+        XCTAssertEqual(rows["motd"]?.mark, "R")
+        XCTAssertTrue(rows["motd"]?.line.contains("(whited out in layer 2)") ?? false, screen)
+        XCTAssertEqual(rows["x"]?.mark, "R")
+        XCTAssertTrue(rows["x"]?.line.contains("(behind opaque directory in layer 2)") ?? false, screen)
+        XCTAssertEqual(rows["new/"]?.mark, "A") // the renamed directory, with its lower contents
+        XCTAssertTrue(rows["old/"]?.line.contains("(whited out in layer 1)") ?? false, screen)
+        XCTAssertTrue(screen.contains(" /app  layer 0,3  directory, merged from 2 layers"), screen)
+
+        // Moving down to app/data: the details line says what `strata which` says.
+        session.keys("Down")
+        screen = session.screen { $0.contains(" /app/data  layer 0  ") }
+        XCTAssertTrue(screen.contains(" /app/data  layer 0  file, copied up, shadows layer 3"), screen)
+
+        // Filters: Ctrl-U hides unchanged entries, Ctrl-A added ones, Ctrl-R removed ones, Ctrl-M modified ones.
+        session.keys("C-u")
+        screen = session.screen { $0.contains("[A R M ·]") }
+        rows = tree(screen)
+        XCTAssertNil(rows["passwd"], screen)
+        XCTAssertNotNil(rows["issue"], screen)
+        session.keys("C-a")
+        screen = session.screen { $0.contains("[· R M ·]") }
+        rows = tree(screen)
+        XCTAssertNil(rows["issue"], screen)
+        XCTAssertNotNil(rows["motd"], screen)
+        XCTAssertNotNil(rows["hostname"], screen)
+        session.keys("C-r")
+        screen = session.screen { $0.contains("[· · M ·]") }
+        rows = tree(screen)
+        XCTAssertNil(rows["motd"], screen)
+        XCTAssertEqual(Set(rows.values.map(\.mark)).subtracting([" "]), ["M"], screen)
+        session.keys("C-m")
+        screen = session.screen { $0.contains("[· · · ·]") }
+        XCTAssertTrue(screen.contains("(nothing matches)"), screen)
+        session.keys("C-a", "C-r", "C-m", "C-u")
+        screen = session.screen { $0.contains("[A R M U]") }
+
+        // Ctrl-L: one layer's changes. Select layer 1 in the layers pane (Tab twice: tree, wasted, layers).
+        session.keys("Tab", "Tab", "Down", "C-l")
+        screen = session.screen { $0.contains("Layer 1 changes") }
+        rows = tree(screen)
+        XCTAssertEqual(Set(rows.keys), ["etc/", "issue", "opt/", "new/", "a", "b", "old/"], screen)
+        XCTAssertEqual(rows["old/"]?.mark, "R")
+        session.keys("C-l")
+        screen = session.screen { $0.contains("Aggregate through layer 1") }
+        rows = tree(screen)
+        XCTAssertEqual(rows["data"]?.mark, " ", screen) // layer 0's copy-up is above layer 1
+        XCTAssertTrue(rows["data"]?.line.contains("-rw-r--r--") ?? false, screen)
+
+        // Space folds a directory; Ctrl-F narrows the tree to matching names.
+        session.keys("Tab", "Home", "Space")
+        screen = session.screen { $0.contains("app/ …") }
+        XCTAssertNil(tree(screen)["data"], screen)
+        session.keys("Space", "C-f", "h", "o", "s", "t", "Enter")
+        screen = session.screen { $0.contains("search: host") && !$0.contains("search: host_") }
+        XCTAssertEqual(Set(tree(screen).keys), ["etc/", "hostname"], screen)
+
+        // A smaller terminal: everything is laid out again inside it.
+        session.tmux(["resize-window", "-t", "explore", "-x", "80", "-y", "20"])
+        screen = session.screen { $0.split(separator: "\n", omittingEmptySubsequences: false).count <= 21 }
+        let lines = screen.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertLessThanOrEqual(lines.map(\.count).max() ?? 0, 80, screen)
+        XCTAssertTrue(lines.contains { $0.hasPrefix(" Tab pane") }, screen)
+        XCTAssertTrue(lines.contains { $0.contains(" /etc") && $0.contains("layer") }, screen)
+
+        session.keys("q")
+        screen = session.screen { !$0.contains("┃ Layers") }
+        XCTAssertFalse(screen.contains("┃ Layers"), "q leaves the browser")
+    }
+
+    func testExploreNeedsATerminal() {
+        let stack = scratch.sub("stack")
+        Shell.bash("'\(Paths.fixtures)/explore-stack.sh' '\(stack)'")
+        let outcome = Shell.run([Paths.strata, "explore", "-o", "lowerdir=\(stack)/base"])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertTrue(outcome.error.contains("needs a terminal"), outcome.error)
+    }
+}
