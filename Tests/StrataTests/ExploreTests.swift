@@ -11,7 +11,7 @@ final class ExploreTests: XCTestCase {
     override func tearDown() { scratch.remove() }
 
     /// One tmux server of its own (its own socket), killed in every outcome.
-    private struct Tmux {
+    private final class Tmux {
         let socket: String
 
         init(_ command: String, width: Int, height: Int) {
@@ -146,6 +146,34 @@ final class ExploreTests: XCTestCase {
         session.keys("q")
         screen = session.screen { !$0.contains("┃ Layers") }
         XCTAssertFalse(screen.contains("┃ Layers"), "q leaves the browser")
+    }
+
+    /// An image straight from its tarballs (layers with their history), and a live mount found from a path in it.
+    func testImageAndLiveMount() {
+        let layout = scratch.sub("layout")
+        Shell.bash("python3 '\(Paths.fixtures)/efficiency-image.py' '\(layout)'")
+        var session = Tmux("'\(Paths.strata)' explore --image \(layout):wasteful", width: 150, height: 30)
+        var screen = session.screen { $0.contains("RUN chmod 600 /big && rm /small") && $0.contains("conf") }
+        session.kill()
+        XCTAssertTrue(screen.contains("COPY conf /etc/conf"), screen)
+        var rows = tree(screen)
+        XCTAssertEqual(rows["big"]?.mark, "M", screen)
+        XCTAssertEqual(rows["small"]?.mark, "R", screen)
+        XCTAssertTrue(rows["a"]?.line.contains("(behind opaque directory in layer 0)") ?? false, screen)
+        XCTAssertEqual(rows["b"]?.mark, "A", screen)
+
+        let stack = scratch.sub("stack"), mnt = scratch.sub("mnt")
+        Shell.bash("'\(Paths.fixtures)/explore-stack.sh' '\(stack)' && mkdir -p \(mnt)")
+        XCTAssertEqual(Mounts.strata("lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/base,upperdir=\(stack)/upper,workdir=\(stack)/work",
+                                     at: mnt).status, 0)
+        defer { Mounts.unmount(mnt) }
+        Shell.bash("echo later > \(mnt)/etc/written")
+        session = Tmux("'\(Paths.strata)' explore \(mnt)/etc", width: 150, height: 40)
+        defer { session.kill() }
+        screen = session.screen { $0.contains("written") }
+        rows = tree(screen)
+        XCTAssertEqual(rows["written"]?.mark, "A", screen)
+        XCTAssertTrue(screen.contains("\(stack)/upper"), screen)
     }
 
     func testExploreNeedsATerminal() {
