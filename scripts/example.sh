@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 swift build -c release --product strata
 strata=$PWD/.build/release/strata
+# The man page, as argument-parser's plugin writes it from the same help `strata --help` prints.
+swift package generate-manual >/dev/null
+install -D -m 644 .build/plugins/GenerateManual/outputs/StrataCLI/strata.1 /usr/local/share/man/man1/strata.1
 
 root=${1:-/tmp/strata-example}
 if grep -q " $root/merged " /proc/mounts; then fusermount3 -u "$root/merged"; fi
@@ -31,3 +34,4 @@ ls -lR "$root/merged"
 echo "--- etc/motd: $(cat "$root/merged/etc/motd")  (app overrides base)"
 echo "--- etc/passwd is gone (whited out by app); cache holds only new-entry (opaque in app)"
 echo "unmount with: fusermount3 -u $root/merged"
+echo "explore it: $strata explore $root/merged   (man strata for the rest)"

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 swift build -c release --product strata
+# The man page the README's first command installs; a test reads it.
+swift package generate-manual >/dev/null
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

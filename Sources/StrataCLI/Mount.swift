@@ -5,11 +5,12 @@ import Strata
 /// Mounting, the default command: fuse-overlayfs's command line.
 struct Mount: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Mount the layers at MOUNTPOINT (the default command; see `strata --help` for the options).")
+        abstract: "Mount the layers at MOUNTPOINT (the default command).",
+        discussion: "Unmount with `fusermount3 -u MOUNTPOINT`, or by sending SIGTERM or SIGINT to the daemon.")
 
     @Option(name: .customShort("o"), parsing: .unconditionalSingleValue,
-            help: ArgumentHelp("Mount options, comma-separated (see below).", valueName: "options"))
-    var options: [String] = []
+            help: ArgumentHelp("Mount options, comma-separated, as fuse-overlayfs takes them:", valueName: "options"))
+    var options: [MountOptionList] = []
 
     @Flag(name: .customShort("f"), help: "Stay in the foreground.")
     var foreground = false
@@ -31,7 +32,7 @@ struct Mount: ParsableCommand {
         guard let mountpoint else { throw ValidationError("missing the mountpoint") }
         let plan: MountPlan
         do {
-            let parsed = try MountOptions(parsing: options)
+            let parsed = try MountOptions(parsing: options.map(\.text))
             for warning in parsed.warnings { StrataCommand.complain(warning) }
             plan = try MountPlan(parsed, mountpoint: mountpoint)
         } catch {
@@ -45,4 +46,37 @@ struct Mount: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// The -o argument: its text is parsed by `MountOptions`; the help lists each option as argument-parser lays out
+/// a value list, so that the descriptions wrap in their own column at any terminal width.
+struct MountOptionList: ExpressibleByArgument {
+    let text: String
+
+    init?(argument: String) { text = argument }
+
+    static let options: [(name: String, meaning: String)] = [
+        ("lowerdir=TOP:...:BOTTOM", "Read-only layers, top first; \\: escapes a colon in a path."),
+        ("upperdir=DIR", "The writable layer (needs workdir); without it the mount is read-only."),
+        ("workdir=DIR", "Scratch directory on the same filesystem as upperdir."),
+        ("timeout=SECONDS", "How long the kernel caches names and attributes (default: forever)."),
+        ("threaded=0|1", "Serve requests on several threads (default 1)."),
+        ("whiteout=chardev|file", "Force the whiteout form written (default: as the kernel writes)."),
+        ("volatile, fsync=0", "Skip syncs (callers' fsync, and the sync of each copy-up)."),
+        ("writeback=0|1", "The kernel's writeback cache (default 1)."),
+        ("metacopy=on|off", "chmod, chown, touch and xattr changes copy up metadata only, in the kernel's metacopy format (default off: fuse-overlayfs and tools that read upper layers directly do not understand it)."),
+        ("watch, nowatch", "Show changes made to the layers underneath the mount at once (fanotify as root, else inotify); `strata refresh` does it on demand."),
+        ("watch=fanotify|inotify", "Watch with this interface."),
+        ("uidmapping=C:H:N[:...]", "Stored uid C+n shows as H+n (outside every range: 65534); what users write is stored back as container ids."),
+        ("gidmapping=C:H:N[:...]", "The same for group ids."),
+        ("squash_to_root", "Every object shows root as its owner (the stored owner is kept)."),
+        ("squash_to_uid=ID, squash_to_gid=ID", "Every object shows this owner (the stored owner is kept)."),
+        ("xattr_permissions=1|2", "Owner and mode kept in security.|user.containers.override_stat (uid:gid:mode) instead of the real ones, for daemons that cannot chown."),
+        ("static_nlink", "Directories show one link."),
+        ("noacl", "Permissions by mode bits alone (default: POSIX ACLs enforced)."),
+        ("allow_other, ro, ...", "Handed to libfuse (default_permissions, fsname=, subtype=, max_read=, context=, ...); as root allow_other, default_permissions, suid and dev are on."),
+    ]
+
+    static var allValueStrings: [String] { options.map(\.name) }
+    static var allValueDescriptions: [String: String] { Dictionary(options.map { ($0.name, $0.meaning) }, uniquingKeysWith: { first, _ in first }) }
 }

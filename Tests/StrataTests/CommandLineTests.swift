@@ -134,8 +134,59 @@ final class CommandLineTests: XCTestCase {
         for flag in ["-h", "--help"] {
             let outcome = Shell.run([Paths.strata, flag])
             XCTAssertEqual(outcome.status, 0)
-            for word in ["lowerdir", "upperdir", "workdir", "-f", "-d", "fusermount3 -u"] {
+            for word in ["lowerdir", "upperdir", "workdir", "-f", "-d", "fusermount3 -u", "explore", "check"] {
                 XCTAssertTrue(outcome.output.contains(word), "help lacks \(word)")
+            }
+        }
+        let options = Shell.run([Paths.strata, "help", "mount"]).output
+        for option in ["lowerdir=TOP:...:BOTTOM", "upperdir=DIR", "workdir=DIR", "metacopy=on|off", "uidmapping=", "noacl"] {
+            XCTAssertTrue(options.contains(option), "mount help lacks \(option)")
+        }
+    }
+
+    /// The man page argument-parser's plugin writes (scripts/test.sh and scripts/example.sh run it): every command,
+    /// and the mount options as a list.
+    func testManPage() throws {
+        let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/plugins/GenerateManual/outputs/StrataCLI/strata.1").path
+        let text = try XCTUnwrap(try? String(contentsOfFile: page, encoding: .utf8), "no man page at \(page): run swift package generate-manual")
+        for word in ["explore", "check", "lowestEfficiency", "lowerdir=TOP:...:BOTTOM", "metacopy=on|off", "fusermount3 -u"] {
+            XCTAssertTrue(text.contains(word), "the man page lacks \(word)")
+        }
+        let rendered = Shell.run(["bash", "-c", "MANWIDTH=80 man -l '\(page)' | col -b"])
+        XCTAssertEqual(rendered.status, 0, rendered.error)
+        XCTAssertTrue(rendered.output.contains("STRATA(1)"), rendered.output)
+    }
+
+    /// Every command's help at any terminal width: a name or label starts a line at its indent, and every
+    /// description (of an option, a mount option, a command) starts and wraps in the one column argument-parser
+    /// keeps for it; nothing is re-wrapped into another column mid-line.
+    func testHelpColumnsStayAlignedAtAnyWidth() {
+        let commands = ["", "mount", "which", "ls", "layers", "diff", "explore", "check", "stats", "refresh", "commit", "import", "unpack"]
+        for command in commands {
+            for width in [40, 60, 80, 132, 250] {
+                let arguments = command.isEmpty ? ["--help"] : ["help", command]
+                let outcome = Shell.run([Paths.strata] + arguments, environment: ["COLUMNS": String(width), "PATH": "/usr/bin:/bin"])
+                XCTAssertEqual(outcome.status, 0, outcome.error)
+                var inTable = false
+                for line in outcome.output.split(separator: "\n", omittingEmptySubsequences: false) {
+                    if ["ARGUMENTS:", "OPTIONS:", "SUBCOMMANDS:"].contains(line) { inTable = true; continue }
+                    if line.isEmpty || !line.hasPrefix(" ") && line.hasSuffix(":") { inTable = line.isEmpty ? inTable : false; continue }
+                    let indent = line.prefix { $0 == " " }.count
+                    guard inTable else {
+                        // Prose (the overview, a discussion) and the usage lines: no table squeezed into them.
+                        XCTAssertTrue(indent == 0 || line.hasPrefix("       strata ") || line.hasPrefix("  See "),
+                                      "strata \(command) at \(width) columns: \(line.debugDescription)")
+                        continue
+                    }
+                    XCTAssertTrue([2, 8, 26, 28].contains(indent), "strata \(command) at \(width) columns: \(line.debugDescription)")
+                    // A label with its description on the same line: the description starts in its column.
+                    if indent == 2 || indent == 8, line.count > 26, line.dropFirst(indent).contains("  ") {
+                        let characters = Array(line)
+                        XCTAssertTrue(characters[25] == " " && characters[26] != " ",
+                                      "strata \(command) at \(width) columns: \(line.debugDescription)")
+                    }
+                }
             }
         }
     }
