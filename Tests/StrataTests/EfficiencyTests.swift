@@ -136,6 +136,31 @@ final class EfficiencyTests: XCTestCase {
         XCTAssertTrue(outcome.error.contains("unknown rule \"lowestEfficency\""), outcome.error)
     }
 
+    /// A hostile image: a path 50,000 directories deep (stacked, measured and released without recursion), and an
+    /// entry that climbs out of the layer, refused by name.
+    func testHostileTarballs() throws {
+        let deep = scratch.sub("deep"), climbing = scratch.sub("climbing")
+        Shell.bash("""
+            cd '\(Paths.fixtures)' && python3 -c '
+            import io, sys, tarfile, oci_layout
+            def tar(name):
+                buffer = io.BytesIO()
+                with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+                    info = tarfile.TarInfo(name); info.size = 1
+                    archive.addfile(info, io.BytesIO(b"x"))
+                return buffer.getvalue()
+            oci_layout.write(sys.argv[1], {"deep": tar("a/" * 50000 + "f")})
+            oci_layout.write(sys.argv[2], {"up": tar("../../etc/evil")})
+            ' '\(deep)' '\(climbing)'
+            """)
+        var outcome = strata(["check", "--image", "\(deep):deep"])
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        XCTAssertTrue(outcome.output.contains("Result:PASS"), outcome.output)
+        outcome = strata(["layers", "--image", "\(climbing):up"])
+        XCTAssertEqual(outcome.status, 1)
+        XCTAssertTrue(outcome.error.contains("refused tar entry \"../../etc/evil\""), outcome.error)
+    }
+
     /// Layer directories and images need neither root nor a mount: an unprivileged user checks and lists them.
     func testNoRootNeeded() throws {
         let layout = scratch.sub("layout"), base = scratch.sub("base"), top = scratch.sub("top")

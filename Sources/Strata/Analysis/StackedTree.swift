@@ -39,6 +39,20 @@ public final class TreeNode {
         self.dataBytes = item.storedBytes
     }
 
+    /// Taken apart from the top, one node at a time: releasing a layer's deepest path by recursion would
+    /// overflow the stack. A node another tree still holds (an opaque directory's hidden children) is left whole.
+    deinit {
+        var pending = Array(children.values)
+        children = [:]
+        sortedCache = nil
+        while var node = pending.popLast() {
+            guard isKnownUniquelyReferenced(&node) else { continue }
+            pending.append(contentsOf: node.children.values)
+            node.children = [:]
+            node.sortedCache = nil
+        }
+    }
+
     public var isRemoved: Bool { mark == .removed }
     public var isDirectory: Bool { item.kind == .directory }
 
@@ -57,13 +71,26 @@ public final class TreeNode {
 
     /// A copy of the present part of this subtree at `path` (a renamed directory shows it there).
     func copy(at path: LayerPath) -> TreeNode {
+        let top = copyAlone(at: path)
+        var pending: [(source: TreeNode, copy: TreeNode)] = [(self, top)]
+        while let (source, copy) = pending.popLast() {
+            for child in source.children.values where !child.isRemoved {
+                guard let name = child.name else { continue }
+                let made = child.copyAlone(at: copy.path.appending(name))
+                copy.setChild(made)
+                pending.append((child, made))
+            }
+        }
+        return top
+    }
+
+    private func copyAlone(at path: LayerPath) -> TreeNode {
         var item = self.item
         item.path = path
         let node = TreeNode(item, mark: mark, layer: changedBy)
         node.servedBy = servedBy
         node.shadows = shadows
         node.dataBytes = dataBytes
-        for child in children.values where !child.isRemoved { if let name = child.name { node.setChild(child.copy(at: path.appending(name))) } }
         return node
     }
 
@@ -221,9 +248,12 @@ public struct StackedTree {
         }
 
         private func mark(_ node: TreeNode, _ mark: ChangeMark, layer: Int) {
-            node.mark = mark
-            node.changedBy = layer
-            for child in node.children.values { self.mark(child, mark, layer: layer) }
+            var pending = [node]
+            while let next = pending.popLast() {
+                next.mark = mark
+                next.changedBy = layer
+                pending.append(contentsOf: next.children.values)
+            }
         }
 
         /// Hides a subtree: each present path in it is removed, and each stored copy it held becomes a copy

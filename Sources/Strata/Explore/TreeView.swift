@@ -25,36 +25,50 @@ struct TreeView {
         aggregate && node.changedBy == base && node.mark == .added ? .unchanged : node.mark
     }
 
-    /// The rows of `tree`.
+    /// The rows of `tree`. Both passes go without recursion, and a row's branch lines stop at `maximumIndent`
+    /// levels: a layer may be deeper than any stack or screen.
     func rows(of tree: StackedTree) -> [Row] {
+        let shows = visible(tree)
         var rows: [Row] = []
-        var shows: [ObjectIdentifier: Bool] = [:]
-        _ = visible(tree.root, layer: tree.top, memo: &shows)
-        append(children: tree.root, prefix: "", into: &rows, shows: shows)
+        var lastAt: [Bool] = [] // for each level above the row: whether that ancestor is its parent's last child
+        var pending: [(node: TreeNode, depth: Int, last: Bool)] = children(tree.root, shows).reversed().map { ($0.node, 0, $0.last) }
+        while let (node, depth, last) = pending.popLast() {
+            lastAt.removeLast(lastAt.count - depth)
+            let shown = children(node, shows)
+            let branches = lastAt.suffix(Self.maximumIndent).map { $0 ? "    " : "│   " }.joined()
+            rows.append(Row(node: node, prefix: (depth > Self.maximumIndent ? "…" : "") + branches + (last ? "└── " : "├── "),
+                            hasChildren: !shown.isEmpty))
+            guard !shown.isEmpty, !collapsed.contains(node.path) else { continue }
+            lastAt.append(last)
+            pending.append(contentsOf: shown.reversed().map { ($0.node, depth + 1, $0.last) })
+        }
         return rows
     }
 
-    /// Whether `node` shows: it matches every filter itself, or something below it does.
-    private func visible(_ node: TreeNode, layer: Int, memo: inout [ObjectIdentifier: Bool]) -> Bool {
-        var below = false
-        for child in node.children.values where visible(child, layer: layer, memo: &memo) { below = true }
-        let matches = node.name != nil && (aggregate || node.changedBy == layer) && shownMarks.contains(mark(node))
-            && (search.isEmpty || Self.contains(node.name?.bytes ?? [], search))
-        let shows = matches || below
-        memo[ObjectIdentifier(node)] = shows
-        return shows
+    static let maximumIndent = 40
+
+    private func children(_ node: TreeNode, _ shows: Set<ObjectIdentifier>) -> [(node: TreeNode, last: Bool)] {
+        let shown = node.sortedChildren.filter { shows.contains(ObjectIdentifier($0)) }
+        return shown.enumerated().map { ($0.element, $0.offset == shown.count - 1) }
     }
 
-    private func append(children node: TreeNode, prefix: String, into rows: inout [Row], shows: [ObjectIdentifier: Bool]) {
-        let children = node.sortedChildren.filter { shows[ObjectIdentifier($0)] == true }
-        for (position, child) in children.enumerated() {
-            let last = position == children.count - 1
-            let hasChildren = child.children.values.contains { shows[ObjectIdentifier($0)] == true }
-            rows.append(Row(node: child, prefix: prefix + (last ? "└── " : "├── "), hasChildren: hasChildren))
-            if hasChildren, !collapsed.contains(child.path) {
-                append(children: child, prefix: prefix + (last ? "    " : "│   "), into: &rows, shows: shows)
+    /// The nodes that show: those matching every filter themselves, and those with such a node below them.
+    private func visible(_ tree: StackedTree) -> Set<ObjectIdentifier> {
+        var order: [TreeNode] = []
+        var pending = [tree.root]
+        while let node = pending.popLast() {
+            order.append(node)
+            pending.append(contentsOf: node.children.values)
+        }
+        var shows: Set<ObjectIdentifier> = []
+        for node in order.reversed() {
+            let matches = node.name != nil && (aggregate || node.changedBy == tree.top) && shownMarks.contains(mark(node))
+                && (search.isEmpty || Self.contains(node.name?.bytes ?? [], search))
+            if matches || node.children.values.contains(where: { shows.contains(ObjectIdentifier($0)) }) {
+                shows.insert(ObjectIdentifier(node))
             }
         }
+        return shows
     }
 
     static func contains(_ name: [UInt8], _ text: [UInt8]) -> Bool {
