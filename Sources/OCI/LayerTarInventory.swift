@@ -8,32 +8,15 @@ import Overlay
 /// outside the layer is refused by that entry's name.
 public enum LayerTarInventory {
     public static func read(_ tarball: String) throws(LayerTar.Failure) -> [LayerItem] {
-        LayerTar.useByteNames()
-        guard let reader = archive_read_new() else { throw LayerTar.Failure(description: "libarchive: out of memory") }
-        defer { archive_read_free(reader) }
-        archive_read_support_format_all(reader)
-        archive_read_support_filter_all(reader)
-        guard archive_read_open_filename(reader, tarball, 1 << 16) == ARCHIVE_OK else {
-            throw LayerTar.Failure(description: "\(tarball): \(archiveError(reader, or: "not a tar archive"))")
-        }
         var items: [LayerItem] = []
         var positions: [LayerPath: Int] = [:]
         var opaque: [LayerPath] = []
-        var entry: OpaquePointer?
-        var count = 0
-        while true {
-            let status = archive_read_next_header(reader, &entry)
-            if status == ARCHIVE_EOF { break }
-            count += 1
-            guard status >= ARCHIVE_WARN, let entry else {
-                throw LayerTar.Failure(description: "\(tarball): entry \(count): \(archiveError(reader, or: "a damaged header"))")
-            }
-            let name = TarNames.bytes(archive_entry_pathname(entry))
+        try TarReading.forEachEntry(tarball) { entry, name, _ throws(LayerTar.Failure) in
             let path: LayerPath
-            do { path = try TarNames.path(name) } catch {
+            do throws(TarRefusal) { path = try TarNames.path(name) } catch {
                 throw LayerTar.Failure(description: "\(tarball): refused tar entry \"\(Escaping.escape(name))\": \(error.reason)")
             }
-            guard let last = path.name, let parent = path.parent else { continue }
+            guard let last = path.name, let parent = path.parent else { return }
             if last.bytes.starts(with: Array(".wh.".utf8)) {
                 if last.bytes == Array(".wh..wh..opq".utf8) {
                     opaque.append(parent)
@@ -41,7 +24,7 @@ public enum LayerTarInventory {
                     positions[parent.appending(hidden)] = items.count
                     items.append(LayerItem(path: parent.appending(hidden), kind: .whiteout))
                 }
-                continue
+                return
             }
             let mode = archive_entry_mode(entry)
             var item = LayerItem(path: path, kind: LayerItem.kind(ofMode: mode), size: archive_entry_size(entry),

@@ -23,32 +23,13 @@ public enum LayerUnpack {
 
     public static func extract(_ tarball: String, into destination: String,
                                whiteouts: WhiteoutForm) throws(LayerTar.Failure) -> Report {
-        LayerTar.useByteNames()
-        guard let reader = archive_read_new() else { throw LayerTar.Failure(description: "libarchive: out of memory") }
-        defer { archive_read_free(reader) }
-        archive_read_support_format_all(reader)
-        archive_read_support_filter_all(reader)
-        guard archive_read_open_filename(reader, tarball, 1 << 16) == ARCHIVE_OK else {
-            throw LayerTar.Failure(description: "\(tarball): entry 1: \(archiveError(reader, or: "not a tar archive"))")
-        }
         let builder: LayerBuilder
         do { builder = try LayerBuilder(directory: destination) } catch {
             throw LayerTar.Failure(description: "\(destination): \(error)")
         }
         var report = Report()
-        var entry: OpaquePointer?
-        var count = 0
-        var previous = "the first entry"
-        while true {
-            let status = archive_read_next_header(reader, &entry)
-            if status == ARCHIVE_EOF { break }
-            count += 1
-            guard status >= ARCHIVE_WARN, let entry else {
-                throw LayerTar.Failure(description: "\(tarball): entry \(count) (after \(previous)): \(archiveError(reader, or: "a damaged header"))")
-            }
-            let name = TarNames.bytes(archive_entry_pathname(entry))
+        try TarReading.forEachEntry(tarball) { entry, name, reader throws(LayerTar.Failure) in
             let shown = "\"" + Escaping.escape(name) + "\""
-            previous = shown
             do {
                 try unpack(entry, named: name, from: reader, into: builder, whiteouts: whiteouts, report: &report)
             } catch let refusal as TarRefusal {

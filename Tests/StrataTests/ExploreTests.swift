@@ -93,21 +93,18 @@ final class ExploreTests: XCTestCase {
         XCTAssertTrue(screen.contains(" /app/data  layer 0  file, copied up, shadows layer 3"), screen)
 
         // Filters: Ctrl-U hides unchanged entries, Ctrl-A added ones, Ctrl-R removed ones, Ctrl-M modified ones.
-        session.keys("C-u")
-        screen = session.screen { $0.contains("[A R M ·]") }
-        rows = tree(screen)
-        XCTAssertNil(rows["passwd"], screen)
-        XCTAssertNotNil(rows["issue"], screen)
-        session.keys("C-a")
-        screen = session.screen { $0.contains("[· R M ·]") }
-        rows = tree(screen)
-        XCTAssertNil(rows["issue"], screen)
-        XCTAssertNotNil(rows["motd"], screen)
-        XCTAssertNotNil(rows["hostname"], screen)
-        session.keys("C-r")
-        screen = session.screen { $0.contains("[· · M ·]") }
-        rows = tree(screen)
-        XCTAssertNil(rows["motd"], screen)
+        let steps: [(key: String, header: String, hidden: [String], shown: [String])] = [
+            ("C-u", "[A R M ·]", ["passwd"], ["issue"]),
+            ("C-a", "[· R M ·]", ["issue"], ["motd", "hostname"]),
+            ("C-r", "[· · M ·]", ["motd"], ["hostname", "data"]),
+        ]
+        for step in steps {
+            session.keys(step.key)
+            screen = session.screen { $0.contains(step.header) }
+            rows = tree(screen)
+            for name in step.hidden { XCTAssertNil(rows[name], "\(step.key) hides \(name): \(screen)") }
+            for name in step.shown { XCTAssertNotNil(rows[name], "\(step.key) keeps \(name): \(screen)") }
+        }
         XCTAssertEqual(Set(rows.values.map(\.mark)).subtracting([" "]), ["M"], screen)
         session.keys("C-m")
         screen = session.screen { $0.contains("[· · · ·]") }
