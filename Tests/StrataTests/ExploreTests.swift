@@ -150,9 +150,13 @@ final class ExploreTests: XCTestCase {
         let layout = scratch.sub("layout")
         Shell.bash("python3 '\(Paths.fixtures)/efficiency-image.py' '\(layout)'")
         var session = Tmux("'\(Paths.strata)' explore --image \(layout):wasteful", width: 150, height: 30)
-        var screen = session.screen { $0.contains("RUN chmod 600 /big && rm /small") && $0.contains("conf") }
+        var screen = session.screen { $0.contains("RUN chmod 600 /") && $0.contains("conf") }
+        XCTAssertTrue(screen.contains(" 2    10M        6   0  sha256:"), screen) // the base: its size, entries, digest
+        // In the layers pane the details line has the selected layer's whole history entry.
+        session.keys("Tab", "Tab", "Down")
+        let history = session.screen { $0.contains(" layer 1: sha256:") }
+        XCTAssertTrue(history.contains("  RUN chmod 600 /big && rm /small\n"), history)
         session.kill()
-        XCTAssertTrue(screen.contains("COPY conf /etc/conf"), screen)
         var rows = tree(screen)
         XCTAssertEqual(rows["big"]?.mark, "M", screen)
         XCTAssertEqual(rows["small"]?.mark, "R", screen)
@@ -171,6 +175,10 @@ final class ExploreTests: XCTestCase {
         rows = tree(screen)
         XCTAssertEqual(rows["written"]?.mark, "A", screen)
         XCTAssertTrue(screen.contains("\(stack)/upper"), screen)
+        // check takes the mount the same way: the upper layer's chmod -R copy-up is its waste.
+        let check = Shell.run([Paths.strata, "check", "--json", mnt + "/etc"])
+        XCTAssertEqual(check.status, 1, check.error)
+        XCTAssertTrue(check.output.contains("\"path\" : \"/app/data\""), check.output)
     }
 
     func testExploreNeedsATerminal() {

@@ -66,7 +66,9 @@ struct ExplorerScreen {
         layerRows = max(1, height - 2)
         layerScroll = Self.scroll(layerScroll, cursor: state.layer, rows: layerRows)
         for (line, layer) in state.stack.layers.dropFirst(layerScroll).prefix(layerRows).enumerated() {
-            let name = layer.createdBy ?? (layer.label.hasPrefix("sha256:") ? String(layer.label.prefix(19)) : layer.label)
+            // An image's layer: its digest, short, and the history entry that made it.
+            let name = layer.label.hasPrefix("sha256:") ? String(layer.label.prefix(19)) + (layer.createdBy.map { "  " + $0 } ?? "")
+                : layer.label
             let text = pad(String(layer.index), 2, right: true) + (layer.isUpper ? "u" : " ") + pad(human.size(layer.bytes), 6, right: true)
                 + pad(String(layer.entries), 9, right: true) + pad(String(layer.whiteouts), 4, right: true) + "  " + name
             let selected = layer.index == state.layer
@@ -134,8 +136,11 @@ struct ExplorerScreen {
         }
     }
 
-    /// What `strata which` says of the selected path.
+    /// What `strata which` says of the selected path; in the layers pane, the whole of the selected layer's name.
     private func detailsLine(_ state: ExplorerState) -> String {
+        if state.pane == .layers, let layer = state.stack.layers.first(where: { $0.index == state.layer }) {
+            return " layer \(layer.index): \(layer.label)" + (layer.isUpper ? " (upper)" : "") + (layer.createdBy.map { "  " + $0 } ?? "")
+        }
         guard let node = state.selected else { return "" }
         let report = node.report { index in state.stack.layers.first { $0.index == index }?.isUpper ?? false }
         let layers = report.state == .present ? "layer " + PathReport.layerList(report.servedBy) : "layer -"
