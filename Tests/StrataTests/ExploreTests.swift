@@ -36,10 +36,10 @@ final class ExploreTests: XCTestCase {
 
         func keys(_ keys: String...) { tmux(["send-keys", "-t", "explore"] + keys) }
 
-        /// The screen once `condition` holds of it (or as it is after 10 s).
-        func screen(where condition: (String) -> Bool) -> String {
+        /// The screen once `condition` holds of it (or as it is after `seconds`).
+        func screen(within seconds: Double = 10, where condition: (String) -> Bool) -> String {
             var last = ""
-            _ = waitUntil(10) {
+            _ = waitUntil(seconds) {
                 last = screen
                 return condition(last)
             }
@@ -179,6 +179,37 @@ final class ExploreTests: XCTestCase {
         let check = Shell.run([Paths.strata, "check", "--json", mnt + "/etc"])
         XCTAssertEqual(check.status, 1, check.error)
         XCTAssertTrue(check.output.contains("\"path\" : \"/app/data\""), check.output)
+    }
+
+    /// A 60,000-entry stack: the browser opens, filters, folds and jumps to the end while the user waits (the
+    /// timings are the benchmark's business; here only that every step lands).
+    func testLargeStack() {
+        let base = scratch.sub("base"), top = scratch.sub("top")
+        Shell.bash("""
+            python3 -c '
+            import os, sys
+            base, top = sys.argv[1], sys.argv[2]
+            for d in range(300):
+                os.makedirs(f"{base}/d{d:03}")
+                for f in range(200):
+                    open(f"{base}/d{d:03}/f{f:03}", "w").write("x")
+            for d in range(0, 300, 3):
+                os.makedirs(f"{top}/d{d:03}")
+                for f in range(10):
+                    open(f"{top}/d{d:03}/f{f:03}", "w").write("changed")
+            ' '\(base)' '\(top)'
+            """)
+        let session = Tmux("'\(Paths.strata)' explore -o lowerdir=\(top):\(base)", width: 120, height: 30)
+        defer { session.kill() }
+        var screen = session.screen(within: 60) { $0.contains("d000/") }
+        XCTAssertTrue(screen.contains("60300"), screen) // the base layer's entries
+        XCTAssertTrue(screen.contains("Wasted:      6.8K in 1000 paths"), screen)
+        session.keys("C-u")
+        screen = session.screen(within: 30) { $0.contains("[A R M ·]") }
+        XCTAssertEqual(tree(screen)["f000"]?.mark, "M", screen)
+        session.keys("C-u", "End")
+        screen = session.screen(within: 30) { $0.contains("/d299/f199") }
+        XCTAssertTrue(screen.contains("└── f199"), screen)
     }
 
     func testExploreNeedsATerminal() {
