@@ -100,7 +100,10 @@ echo "ok two containers"
 
 podman_ rm --all --force --time 0 >/dev/null
 podman_ rmi --all --force >/dev/null
-if grep -q " $root" /proc/mounts; then fail "mounts left: $(grep " $root" /proc/mounts)"; fi
+# Strata's mounts (FUSE) must all be gone; containers/storage may keep the bind mount of its own overlay
+# home (graph/overlay) a moment longer, which is its business and is unmounted by cleanup.
+left() { awk -v root=" $root" 'index(" " $2, root) == 1 && $3 ~ /^fuse/' /proc/mounts; }
+if [ -n "$(left)" ]; then fail "mounts left: $(left)"; fi
 sleep 1
 if pgrep -f "$strata.* $root" >/dev/null; then fail "strata daemons left: $(pgrep -af "$strata.* $root")"; fi
 grep -q "lowerdir=" "$root/mount-program.log" || fail "podman never ran the mount program"
