@@ -16,6 +16,7 @@
 const int CLinux_O_PATH = O_PATH;
 const int CLinux_O_DIRECTORY = O_DIRECTORY;
 const int CLinux_O_NOFOLLOW = O_NOFOLLOW;
+const int CLinux_O_NOATIME = O_NOATIME;
 const int CLinux_O_CLOEXEC = O_CLOEXEC;
 const int CLinux_AT_EMPTY_PATH = AT_EMPTY_PATH;
 const int CLinux_AT_SYMLINK_NOFOLLOW = AT_SYMLINK_NOFOLLOW;

@@ -147,6 +147,7 @@ public final class OverlayTree: Sendable {
             Sys.close(fd)
             throw .staleNFSFileHandle
         }
+        if let directory = source.path.parent { stack.prefetch.opened(fileIn: Prefetch.Key(layer: source.layer, path: directory)) }
         return FileDescriptor(rawValue: fd)
     }
 

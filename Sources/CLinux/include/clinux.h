@@ -12,6 +12,7 @@
 extern const int CLinux_O_PATH;
 extern const int CLinux_O_DIRECTORY;
 extern const int CLinux_O_NOFOLLOW;
+extern const int CLinux_O_NOATIME;
 extern const int CLinux_O_CLOEXEC;
 extern const int CLinux_AT_EMPTY_PATH;
 extern const int CLinux_AT_SYMLINK_NOFOLLOW;
