@@ -92,8 +92,16 @@ final class LiveLayerTests: XCTestCase {
             Mounts.unmount(mnt)
             Shell.bash("rm -rf \(base)")
         }
-        XCTAssertEqual(seen[",watch"], seen[""], "fanotify")
-        XCTAssertEqual(seen[",watch=inotify"], seen[""], "inotify")
+        for (option, method) in [(",watch", "fanotify"), (",watch=inotify", "inotify")] {
+            assertNoMoreRequests(seen[option] ?? [:], than: seen[""] ?? [:], method)
+        }
+    }
+
+    /// The same requests as without a watch; READs at most as many: how many pages of a small file the
+    /// kernel still holds after writing it varies from run to run (a run without a watch once read one more).
+    private func assertNoMoreRequests(_ watched: [String: Int], than plain: [String: Int], _ method: String) {
+        XCTAssertEqual(watched.filter { $0.key != "READ" }, plain.filter { $0.key != "READ" }, method)
+        XCTAssertLessThanOrEqual(watched["READ"] ?? 0, plain["READ"] ?? 0, method)
     }
 
     private func requests(_ mnt: String) throws -> [String: Int] {
