@@ -37,6 +37,15 @@ int CLinux_openat2(int dirfd, const char *path, int flags, unsigned int mode, un
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+// Not in Debian 12's headers: Linux 6.6's fchmodat2 (the same number on every architecture), which takes
+// AT_SYMLINK_NOFOLLOW in one call where glibc 2.36 opens the name O_PATH and goes through /proc.
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+int CLinux_fchmodat2(int dirfd, const char *path, unsigned int mode, int flags) {
+    return (int)syscall(SYS_fchmodat2, dirfd, path, mode, flags);
+}
+
 // Not in Debian 12's headers yet: the x86_64 and aarch64 numbers (identical on both) of Linux 6.13.
 #ifndef SYS_setxattrat
 #define SYS_setxattrat 463

@@ -17,15 +17,21 @@ enum CopyUpContent: Sendable {
 /// Copying an object from a lower layer into the upper one: built in the work directory with its content,
 /// owner, mode, extended attributes and times (`stageCopy`), then renamed into place in one step (`install`).
 extension LayerStack {
-    /// Builds a copy of `source` (a lower layer's object, whose attributes are `info`) in the work directory and
-    /// returns its name there. `inode` is the number the file showed, recorded so that it keeps showing it.
-    func stageCopy(of source: Source, info: stat, inode: UInt64, content: CopyUpContent) throws(Errno) -> Name {
+    /// Builds a copy of `source` (a lower layer's object) in the work directory and returns its name there and
+    /// the lower object's attributes. `inode` is the number the file showed, recorded so that it keeps showing it.
+    /// A lower object that is a directory where the node was not, or the other way round (swapped under a live
+    /// mount), is not what the kernel holds: its node is stale, and nothing is copied.
+    func stageCopy(of source: Source, isDirectory: Bool, inode: UInt64,
+                   content: CopyUpContent) throws(Errno) -> (name: Name, info: stat) {
         let (_, work) = try writable()
         let lower = layers[source.layer]
         let temporary = work.temporaryName()
         let staged = Spot(work.fd, temporary)
+        var info = stat()
         do {
             try lower.at(source.path) { original throws(Errno) in
+                info = try Sys.stat(original)
+                if info.isDirectory != isDirectory { throw .staleNFSFileHandle }
                 if info.fileType == S_IFREG {
                     try copyFile(original, source, info, to: staged, content: content, inode: inode)
                     return
@@ -43,7 +49,7 @@ extension LayerStack {
             work.discard(temporary)
             throw error
         }
-        return temporary
+        return (temporary, info)
     }
 
     /// Moves a staged copy to `path` in the upper layer, whose parent must exist there. Moving it in touches the
@@ -52,12 +58,13 @@ extension LayerStack {
     func install(_ staged: Name, at path: LayerPath, afterwards: (CInt) -> Void) throws(Errno) {
         let (upper, work) = try writable()
         guard let parent = path.parent, let name = path.name else { throw Impossible.state("copy-up of the root") }
-        try upper.inDirectory(parent) { directory throws(Errno) in
-            let parentInfo = try Sys.stat(Spot(directory, nil))
-            try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE)
-            try Sys.setTimes(Spot(directory, nil), access: parentInfo.st_atim, modification: parentInfo.st_mtim)
-            afterwards(directory)
-        }
+        // Opened for reading, not O_PATH: futimens then takes it as it is, with no second open.
+        let directory = try upper.openDirectory(parent, forReading: true)
+        defer { Sys.close(directory) }
+        let parentInfo = try Sys.fstat(directory)
+        try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE)
+        try Sys.setTimes(directory, access: parentInfo.st_atim, modification: parentInfo.st_mtim)
+        afterwards(directory)
     }
 
     func writable() throws(Errno) -> (Layer, WorkDirectory) {

@@ -81,14 +81,10 @@ extension OverlayTree {
             let (sources, data, inode, isDirectory) = try current(path, id)
             guard let source = sources.first else { throw Impossible.state("\(path) has no source") }
             if stack.layers[source.layer].isUpper { return }
-            let lowerInfo = try stack.layers[source.layer].stat(source.path)
-            // A lower object that changed its type since it was looked up (a directory swapped for a link under
-            // the live mount) is not what the kernel holds: its node is stale.
-            if lowerInfo.isDirectory != isDirectory { throw .staleNFSFileHandle }
-            let dataSource = lowerInfo.fileType == S_IFREG && content == .metadata ? (data ?? source) : nil
             // A lower file that itself holds only metadata has its data deeper down: a full copy takes it from there.
-            let staged = try stack.stageCopy(of: source, info: lowerInfo, inode: inode,
-                                             content: data != nil && content == .data ? .metadata : content)
+            let (staged, lowerInfo) = try stack.stageCopy(of: source, isDirectory: isDirectory, inode: inode,
+                                                          content: data != nil && content == .data ? .metadata : content)
+            let dataSource = lowerInfo.fileType == S_IFREG && content == .metadata ? (data ?? source) : nil
             if let data, content == .data {
                 let (_, work) = try stack.writable()
                 try stack.fillData(Spot(work.fd, staged), from: data, inode: inode)
@@ -429,9 +425,11 @@ extension OverlayTree {
     }
 
     private func apply(_ changes: AttributeChanges, to object: BackingObject, descriptor: CInt?) throws(Errno) {
-        let real = try object.stat()
         let uid = changes.uid.map(stack.mapping.uids.stored), gid = changes.gid.map(stack.mapping.gids.stored)
-        if let name = stack.mapping.permissionsXattr, uid != nil || gid != nil || changes.mode != nil, real.fileType != S_IFLNK {
+        // The real attributes matter only where the owner and mode are kept in an attribute: fetched only then.
+        let real = stack.mapping.permissionsXattr == nil || (uid == nil && gid == nil && changes.mode == nil)
+            ? nil : try object.stat()
+        if let name = stack.mapping.permissionsXattr, let real, real.fileType != S_IFLNK {
             // The attribute changes; the real owner and mode stay the daemon's.
             var permissions = try object.xattr(name).flatMap(StoredPermissions.init)
                 ?? StoredPermissions(uid: real.st_uid, gid: real.st_gid, mode: real.st_mode & 0o7777)

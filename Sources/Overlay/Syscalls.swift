@@ -223,11 +223,27 @@ extension Sys {
         _ = try valueOrErrno { fchown(fd, uid, gid) }
     }
 
-    /// Never follows a symbolic link at the name (glibc answers EOPNOTSUPP for a link itself).
+    /// Never follows a symbolic link at the name (a link itself answers EOPNOTSUPP). One call where the kernel
+    /// has fchmodat2 (Linux 6.6); before it, glibc's fchmodat, which takes three.
     static func chmod(_ spot: Spot, _ mode: mode_t) throws(Errno) {
         guard spot.name != nil else { return try withOpened(spot) { fd throws(Errno) in try chmod(fd, mode) } }
+        if !noFchmodat2.load(ordering: .relaxed) {
+            do throws(Errno) {
+                _ = try valueOrErrno {
+                    spot.withPath { CLinux_fchmodat2(spot.directory, $0, mode, CLinux_AT_SYMLINK_NOFOLLOW) }
+                }
+                return
+            } catch .noFunction {
+                noFchmodat2.store(true, ordering: .relaxed)
+            } catch .notPermitted {
+                // A seccomp filter that predates the call may answer EPERM for it: glibc's way tells.
+            }
+        }
         _ = try valueOrErrno { spot.withPath { fchmodat(spot.directory, $0, mode, CLinux_AT_SYMLINK_NOFOLLOW) } }
     }
+
+    /// Set once the kernel answered ENOSYS to fchmodat2.
+    private static let noFchmodat2 = Atomic<Bool>(false)
 
     static func chmod(_ fd: CInt, _ mode: mode_t) throws(Errno) {
         _ = try valueOrErrno { fchmod(fd, mode) }

@@ -38,6 +38,7 @@ ssize_t CLinux_listxattrat(int dirfd, const char *path, int at_flags, char *list
 int CLinux_setxattrat(int dirfd, const char *path, int at_flags, const char *name, const void *value, size_t size, int flags);
 int CLinux_removexattrat(int dirfd, const char *path, int at_flags, const char *name);
 
+int CLinux_fchmodat2(int dirfd, const char *path, unsigned int mode, int flags);
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);
 int CLinux_ficlone(int dest_fd, int src_fd);
