@@ -31,12 +31,16 @@ final class ReadAheadTests: XCTestCase {
         XCTAssertEqual(resident("\(lower)/d/file-40"), 0, "a walk reads no file's data")
 
         XCTAssertEqual(Shell.bash("cmp \(mnt)/d/file-1 \(lower)/d/file-1 && echo same"), "same\n")
+        // The read-ahead workers take siblings in any order, so wait for all of them. WILLNEED is advisory: the
+        // kernel's readahead gives up at the first page it cannot allocate at once, and a CI run once found three
+        // of the 40 siblings with 10 or 11 of their 12 pages. That a sibling was asked for shows as its start.
+        let siblings = (1...40).map { "\(lower)/d/file-\($0)" }
         var waited = 0
-        while resident("\(lower)/d/file-40") < 49152, waited < 100 {
+        while siblings.contains(where: { resident($0) < 49152 }), waited < 100 {
             usleep(100_000)
             waited += 1
         }
-        for i in 1...40 { XCTAssertEqual(resident("\(lower)/d/file-\(i)"), 49152, "file-\(i) was read ahead") }
+        for file in siblings { XCTAssertGreaterThan(resident(file), 0, "\(file) was read ahead") }
         let large = resident("\(lower)/d/large")
         XCTAssertGreaterThan(large, 0, "the start of a large sibling is read ahead")
         XCTAssertLessThanOrEqual(large, 1 << 20, "but not the whole of it")
