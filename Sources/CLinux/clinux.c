@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <limits.h>
+#include <stddef.h>
 #include <sys/syscall.h>
 #include <errno.h>
 #include <string.h>
@@ -104,7 +105,11 @@ dev_t CLinux_makedev(unsigned int major, unsigned int minor) { return makedev(ma
 unsigned int CLinux_major(dev_t dev) { return major(dev); }
 unsigned int CLinux_minor(dev_t dev) { return minor(dev); }
 
-const char *CLinux_dirent_name(const struct dirent *entry) { return entry->d_name; }
+ssize_t CLinux_getdents64(int fd, void *buffer, size_t length) { return getdents64(fd, buffer, length); }
+const size_t CLinux_DIRENT64_INO = offsetof(struct dirent64, d_ino);
+const size_t CLinux_DIRENT64_RECLEN = offsetof(struct dirent64, d_reclen);
+const size_t CLinux_DIRENT64_TYPE = offsetof(struct dirent64, d_type);
+const size_t CLinux_DIRENT64_NAME = offsetof(struct dirent64, d_name);
 
 int CLinux_name_to_handle(int dirfd, const char *name, int *type, unsigned char *handle, unsigned int capacity,
                           unsigned int *length) {

@@ -221,16 +221,24 @@ final class LiveIndex: LayerListing {
 extension DirectoryIndex {
     /// Reads the directory at `path` in `layer` (nil when the layer holds no directory there).
     static func read(_ layer: Layer, _ path: LayerPath) throws(Errno) -> DirectoryIndex? {
+        try read(layer, path) { _, index throws(Errno) in index }
+    }
+
+    /// Reads the directory at `path` in `layer` and hands `body` its index and its descriptor, open until `body`
+    /// returns (nil when the layer holds no directory there).
+    static func read<T>(_ layer: Layer, _ path: LayerPath,
+                        _ body: (CInt, DirectoryIndex) throws(Errno) -> T) throws(Errno) -> T? {
         let fd: CInt
         do {
             fd = try layer.openDirectory(path, forReading: true)
         } catch .noSuchFileOrDirectory, .notDirectory {
             return nil
         }
-        return try read(fd, layer: layer, path: path)
+        defer { Sys.close(fd) }
+        return try body(fd, try read(fd, layer: layer, path: path))
     }
 
-    /// Reads an open directory (and closes it).
+    /// Reads a directory open for reading (its caller closes it).
     static func read(_ fd: CInt, layer: Layer, path: LayerPath) throws(Errno) -> DirectoryIndex {
         let spot = Spot(fd, nil)
         var opaqueAttribute = false
@@ -247,14 +255,11 @@ extension DirectoryIndex {
                     redirect = .failure(.permissionDenied)
                 }
             }
-        } catch {
-            Sys.close(fd)
-            throw error
         }
         var entries: [(name: Name, inode: UInt64, type: UInt8, kind: Kind)] = []
         var hasOpaqueMarker = false
-        try Sys.forEachEntry(fd) { name, directory, entry throws(Errno) in
-            var type = entry.d_type
+        try Sys.forEachEntry(in: fd) { name, directory, entry throws(Errno) in
+            var type = entry.type
             var kind: Kind = []
             if type == UInt8(DT_UNKNOWN) || type == UInt8(DT_CHR) {
                 let info = try Sys.stat(Spot(directory, name))
@@ -265,7 +270,7 @@ extension DirectoryIndex {
                 kind.insert(.marker)
                 if marker == .opaque { hasOpaqueMarker = true }
             }
-            entries.append((name, UInt64(entry.d_ino), type, kind))
+            entries.append((name, entry.inode, type, kind))
         }
         return DirectoryIndex(entries: entries, hasOpaqueMarker: hasOpaqueMarker, opaqueAttribute: opaqueAttribute,
                               redirect: redirect)

@@ -120,10 +120,10 @@ extension LayerStack {
     func forEachEntry(_ layer: Layer, _ path: LayerPath,
                       _ body: (Name, EntryInfo) throws(Errno) -> Void) throws(Errno) {
         try Sys.forEachEntry(try layer.openDirectory(path, forReading: true)) { name, directory, entry throws(Errno) in
-            var type = entry.d_type
+            var type = entry.type
             let spot = Spot(directory, name)
             if type == UInt8(DT_UNKNOWN) { type = Self.direntType(try Sys.stat(spot).st_mode) }
-            try body(name, EntryInfo(inode: entry.d_ino, type: type, spot: spot))
+            try body(name, EntryInfo(inode: ino_t(entry.inode), type: type, spot: spot))
         }
     }
 
@@ -132,27 +132,50 @@ extension LayerStack {
     }
 }
 
+/// One entry of a directory listing, as getdents64(2) gives it.
+struct ListedEntry {
+    let inode: UInt64
+    /// `DT_*`, `DT_UNKNOWN` where the filesystem does not say.
+    let type: UInt8
+}
+
 extension Sys {
     /// Reads a directory opened for reading (and closes it): every entry but "." and "..", with its name as
-    /// bytes and the directory's descriptor for calls on the entry.
-    static func forEachEntry(_ fd: CInt, _ body: (Name, CInt, dirent) throws(Errno) -> Void) throws(Errno) {
-        guard let stream = fdopendir(fd) else {
-            let code = Errno(rawValue: errno)
-            close(fd)
-            throw code
-        }
-        defer { closedir(stream) }
-        let directory = dirfd(stream)
+    /// bytes and the directory's descriptor for calls on the entry. Straight from getdents64: glibc's
+    /// fdopendir and readdir would add an fstat and two fcntl calls per directory, 40% more calls on a walk
+    /// of a 64-layer stack (13,673 layer directories).
+    static func forEachEntry(_ fd: CInt, _ body: (Name, CInt, ListedEntry) throws(Errno) -> Void) throws(Errno) {
+        defer { close(fd) }
+        try forEachEntry(in: fd, body)
+    }
+
+    /// Like `forEachEntry(_:_:)`, on a directory its caller closes.
+    static func forEachEntry(in fd: CInt, _ body: (Name, CInt, ListedEntry) throws(Errno) -> Void) throws(Errno) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32 << 10, alignment: 8)
+        defer { buffer.deallocate() }
+        guard let start = buffer.baseAddress else { throw Impossible.state("an empty listing buffer") }
         while true {
-            errno = 0
-            guard let entry = readdir(stream) else {
-                if errno != 0 { throw Errno(rawValue: errno) }
-                return
+            let count = CLinux_getdents64(fd, start, buffer.count)
+            if count == 0 { return }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Errno(rawValue: errno)
             }
-            guard let raw = CLinux_dirent_name(entry) else { continue }
-            let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(raw), count: strlen(raw)))
-            guard let name = try? Name(bytes) else { continue }
-            try body(name, directory, entry.pointee)
+            var offset = 0
+            while offset + CLinux_DIRENT64_NAME < count {
+                let record = start + offset
+                let length = Int(record.loadUnaligned(fromByteOffset: CLinux_DIRENT64_RECLEN, as: UInt16.self))
+                guard length > CLinux_DIRENT64_NAME, offset + length <= count else {
+                    throw Impossible.state("a directory record of \(length) bytes")
+                }
+                offset += length
+                let raw = (record + CLinux_DIRENT64_NAME).assumingMemoryBound(to: CChar.self)
+                let bytes = UnsafeRawBufferPointer(start: raw, count: strnlen(raw, length - CLinux_DIRENT64_NAME))
+                guard let name = try? Name(Array(bytes)) else { continue }
+                let entry = ListedEntry(inode: record.loadUnaligned(fromByteOffset: CLinux_DIRENT64_INO, as: UInt64.self),
+                                           type: record.load(fromByteOffset: CLinux_DIRENT64_TYPE, as: UInt8.self))
+                try body(name, fd, entry)
+            }
         }
     }
 }

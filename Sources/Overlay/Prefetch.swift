@@ -210,8 +210,19 @@ final class Prefetch: Sendable {
         }
     }
 
+    /// The index is handed over before the files are stat-ed (a lookup may be waiting for it), and they are
+    /// stat-ed in the directory as it was opened to be read: no second open of it.
     private func read(_ work: Work) {
-        let index = try? DirectoryIndex.read(layers[work.key.layer], work.key.path)
+        var handed = false
+        _ = try? DirectoryIndex.read(layers[work.key.layer], work.key.path) { fd, index throws(Errno) in
+            hand(index, for: work)
+            handed = true
+            stat(filesOf: index, in: fd)
+        }
+        if !handed { hand(nil, for: work) }
+    }
+
+    private func hand(_ index: DirectoryIndex?, for work: Work) {
         state.withLock { state in
             let reading = state.reading.removeValue(forKey: work.key)
             let waiting = reading?.waiting ?? 0
@@ -221,7 +232,6 @@ final class Prefetch: Sendable {
             }
             for _ in 0..<waiting { reading?.done.signal() }
         }
-        if let index { stat(filesOf: index, at: work.key) }
     }
 
     /// Asks for the start of the data of each regular file in a lower directory. A name is opened on its own in
@@ -230,7 +240,7 @@ final class Prefetch: Sendable {
         guard let fd = try? layers[key.layer].openDirectory(key.path, forReading: true) else { return }
         var files = 0, asked = 0
         try? Sys.forEachEntry(fd) { name, directory, entry throws(Errno) in
-            guard entry.d_type == UInt8(DT_REG), files < dataFiles, asked < dataPerDirectory else { return }
+            guard entry.type == UInt8(DT_REG), files < dataFiles, asked < dataPerDirectory else { return }
             let spot = Spot(directory, name)
             let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY
             guard let file = (try? Sys.open(spot, flags | CLinux_O_NOATIME)) ?? (try? Sys.open(spot, flags)) else { return }
@@ -245,13 +255,11 @@ final class Prefetch: Sendable {
 
     /// Stats the files of a directory, so that the lookups of them find their inodes in the backing
     /// filesystem's cache.
-    private func stat(filesOf index: DirectoryIndex, at key: Key) {
-        guard let fd = try? layers[key.layer].openDirectory(key.path) else { return }
-        defer { Sys.close(fd) }
+    private func stat(filesOf index: DirectoryIndex, in directory: CInt) {
         for position in 0..<index.count {
             let kind = index.kind(at: position)
             guard !kind.contains(.marker), !kind.contains(.whiteout), index.type(at: position) != UInt8(DT_DIR) else { continue }
-            _ = try? Sys.stat(Spot(fd, index.name(at: position)))
+            _ = try? Sys.stat(Spot(directory, index.name(at: position)))
         }
     }
 }

@@ -217,7 +217,9 @@ extension LayerStack {
         if let ahead = prefetch.take(Prefetch.Key(layer: layer.index, path: candidate.path)) {
             index = ahead
         } else {
-            index = try DirectoryIndex.read(try Sys.open(spot, O_RDONLY | CLinux_O_DIRECTORY), layer: layer, path: candidate.path)
+            let directory = try Sys.open(spot, O_RDONLY | CLinux_O_DIRECTORY)
+            defer { Sys.close(directory) }
+            index = try DirectoryIndex.read(directory, layer: layer, path: candidate.path)
         }
         if index.isOpaque { return .object(info, stop: true, redirect: nil, recordedInode: nil, index: index) }
         let redirect = try index.redirect?.get()

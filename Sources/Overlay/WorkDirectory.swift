@@ -60,7 +60,7 @@ extension Sys {
                 if frame.subdirectories == nil {
                     var subdirectories: [Name] = []
                     try forEachEntry(try open(Spot(frame.fd, nil), O_RDONLY | CLinux_O_DIRECTORY)) { name, _, entry throws(Errno) in
-                        if entry.d_type == UInt8(DT_DIR) { return subdirectories.append(name) }
+                        if entry.type == UInt8(DT_DIR) { return subdirectories.append(name) }
                         do throws(Errno) {
                             try unlink(Spot(frame.fd, name))
                         } catch .isDirectory {

@@ -57,7 +57,12 @@ dev_t CLinux_makedev(unsigned int major, unsigned int minor);
 unsigned int CLinux_major(dev_t dev);
 unsigned int CLinux_minor(dev_t dev);
 
-const char *CLinux_dirent_name(const struct dirent *entry);
+/// getdents64(2): `struct dirent64` records into `buffer`; the offsets of the fields read from each record.
+ssize_t CLinux_getdents64(int fd, void *buffer, size_t length);
+extern const size_t CLinux_DIRENT64_INO;
+extern const size_t CLinux_DIRENT64_RECLEN;
+extern const size_t CLinux_DIRENT64_TYPE;
+extern const size_t CLinux_DIRENT64_NAME;
 
 /// name_to_handle_at(2) for `name` in `dirfd` (never following a link there): the handle's type and bytes go to
 /// `type` and `handle` (at most `capacity` bytes; `*length` says how many). -1 with errno on failure.
