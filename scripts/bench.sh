@@ -8,6 +8,7 @@
 # filesystems. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each
 # workload, Strata's ratio to each peer (below 1 is faster), the requests Strata's daemon answered (from
 # `strata stats`), and the daemons' peak memory, all of it and the private part.
+# 4k random reads are timed by fio (installed if missing) and also shown per second.
 # Strata runs as it does by default (several threads, copy-ups synced); strata-volatile skips the copy-up syncs
 # and strata-metacopy copies up metadata only for metadata changes (metacopy=on); strata-watch walks with
 # `-o watch` on (nothing changing), against Strata without it.
@@ -127,6 +128,13 @@ run_find() { find "$mnt" >/dev/null; }
 run_du() { du -s "$mnt" >/dev/null; }
 run_tar() { (cd "$mnt" && tar -cf - . | cat > /dev/null); }
 run_read() { dd if="$mnt/big" of=/dev/null bs=1M status=none; }
+# 16,384 reads of 4 KiB at random places in the cold 1 GiB file, one at a time, the same places on every
+# filesystem (fio's fixed seed); sets $elapsed to fio's own run time, without its start.
+random_reads=16384
+run_random_read() {
+  elapsed=$(fio --name=random-read --filename="$mnt/big" --readonly --rw=randread --bs=4k --ioengine=psync --size=1g \
+    --io_size=$((random_reads * 4))k --randrepeat=1 --output-format=terse --terse-version=3 | awk -F';' '{print $9 / 1000}')
+}
 run_write() { dd if=/dev/zero of="$mnt/written" bs=1M count=1024 conv=fsync status=none; }
 # The other write workloads count until their changes are on disk. Strata and the kernel also make each
 # copy-up durable before it shows (an fsync per copied file), fuse-overlayfs leaves it to writeback: the
@@ -157,6 +165,7 @@ measure() { # measure FS WORKLOAD: sets $elapsed and $answered (runs in this she
     "du -s") seconds run_du ;;
     "read all (tar)") seconds run_tar ;;
     "1 GiB read") seconds run_read ;;
+    "4k random read (16,384 reads)") run_random_read ;;
     "1 GiB write + fsync") seconds run_write ;;
     "copy-up of 1 GiB (append a byte)") seconds on_disk run_copy_up ;;
     "untar /usr/include") seconds on_disk run_untar ;;
@@ -171,13 +180,13 @@ measure() { # measure FS WORKLOAD: sets $elapsed and $answered (runs in this she
 
 trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; rm -rf "$trash"; true' EXIT
 rm -rf "$trash"
-command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null; }
+for tool in bc fio; do command -v $tool >/dev/null || apt-get install -y -qq $tool >/dev/null; done
 build_layers
 build_deep_stacks
 [ -f "$bench/include.tar" ] || tar -cf "$bench/include.tar" -C / usr/include
 declare -A results peak private counts
 workloads=("cold find" "warm find" "warm stat of every file (find -size)" "du -s" "read all (tar)" "1 GiB read"
-  "1 GiB write + fsync" "copy-up of 1 GiB (append a byte)" "untar /usr/include" "rm -rf lower tree"
+  "4k random read (16,384 reads)" "1 GiB write + fsync" "copy-up of 1 GiB (append a byte)" "untar /usr/include" "rm -rf lower tree"
   "chmod -R lower tree" "chown -R lower tree" "walk of 2 layers" "walk of 64 layers")
 [ -n "${BENCH_ONLY:-}" ] && IFS='|' read -r -a workloads <<<"$BENCH_ONLY"
 filesystems=(strata fuse-overlayfs kernel)
@@ -220,6 +229,10 @@ if [ -n "${results["walk of 2 layers|strata"]:-}" ] && [ -n "${results["walk of 
     "$(ratio "$(median <<<"${results["walk of 64 layers|strata"]}")" "$(median <<<"${results["walk of 2 layers|strata"]}")")" \
     "$(ratio "$(median <<<"${results["walk of 64 layers|fuse-overlayfs"]}")" "$(median <<<"${results["walk of 2 layers|fuse-overlayfs"]}")")" \
     "$(ratio "$(median <<<"${results["walk of 64 layers|kernel"]}")" "$(median <<<"${results["walk of 2 layers|kernel"]}")")"
+fi
+if [ -n "${results["4k random read (16,384 reads)|strata"]:-}" ]; then
+  iops() { printf '%.0f' "$(echo "$random_reads / $(median <<<"${results["4k random read (16,384 reads)|$1"]}")" | bc -l)"; }
+  printf '\n4k random reads per second: strata %s, fuse-overlayfs %s, kernel %s.\n' "$(iops strata)" "$(iops fuse-overlayfs)" "$(iops kernel)"
 fi
 printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB; strata-watch %d MiB.\n' \
   "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$(( ${peak[strata-watch]:-0} / 1024 ))"
