@@ -213,13 +213,12 @@ final class Prefetch: Sendable {
     /// The index is handed over before the files are stat-ed (a lookup may be waiting for it), and they are
     /// stat-ed in the directory as it was opened to be read: no second open of it.
     private func read(_ work: Work) {
-        var handed = false
-        _ = try? DirectoryIndex.read(layers[work.key.layer], work.key.path) { fd, index throws(Errno) in
+        // Nil when there was no index to hand over.
+        let read: Void? = try? DirectoryIndex.read(layers[work.key.layer], work.key.path) { fd, index throws(Errno) in
             hand(index, for: work)
-            handed = true
             stat(filesOf: index, in: fd)
         }
-        if !handed { hand(nil, for: work) }
+        if read == nil { hand(nil, for: work) }
     }
 
     private func hand(_ index: DirectoryIndex?, for work: Work) {
