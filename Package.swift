@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "strata", targets: ["StrataCLI"]),
+        .executable(name: "strata-mountd", targets: ["StrataDaemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,16 +33,25 @@ let package = Package(
             "CArchive", "CLinux", "Overlay",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Serving a mount: what the daemon runs. No Foundation here or below, so that the daemon maps none.
         .target(name: "Strata", dependencies: [
-            "FuseKit", "Overlay", "OCI", "CCurses",
+            "FuseKit", "Overlay",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "StrataCommands", dependencies: [
+            "Strata", "Overlay", "OCI", "CCurses",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // The mount daemon `strata` hands a mount to: its own executable, with Swift's libraries linked in, so that
+        // its memory holds only what serving needs (the CLI's Foundation, argument parser and crypto are not mapped).
+        .executableTarget(name: "StrataDaemon", dependencies: ["Strata"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         .executableTarget(name: "StrataCLI", dependencies: [
-            "Strata",
+            "Strata", "StrataCommands",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "CLinux"]),
-        .testTarget(name: "StrataTests", dependencies: ["Strata", "StrataCLI"]),
+        .testTarget(name: "StrataTests", dependencies: ["Strata", "StrataCommands", "StrataCLI"]),
     ]
 )

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 rounds=${1:-3}
 bench=${BENCH_DIR:-/var/tmp/strata-bench}
-swift build -c release --product strata >/dev/null
+swift build -c release >/dev/null
 strata=$PWD/.build/release/strata
 
 build_layers() {

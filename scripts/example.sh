@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
-swift build -c release --product strata
+swift build -c release
 strata=$PWD/.build/release/strata
 # The man page, as argument-parser's plugin writes it from the same help `strata --help` prints.
 swift package generate-manual >/dev/null

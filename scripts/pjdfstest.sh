@@ -24,7 +24,7 @@ if [ ! -x "$build/pjdfstest" ]; then
 fi
 # The suite's own run passes the binary it built; run by hand, the release build is brought up to date.
 strata=${STRATA_BINARY:-}
-if [ -z "$strata" ]; then swift build -c release --product strata >/dev/null && strata=$PWD/.build/release/strata; fi
+if [ -z "$strata" ]; then swift build -c release >/dev/null && strata=$PWD/.build/release/strata; fi
 scratch=$(mktemp -d /tmp/strata-pjdfstest.XXXXXX)
 chmod 0755 "$scratch"
 cleanup() {

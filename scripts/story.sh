@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-swift build -c release --product strata >/dev/null
+swift build -c release >/dev/null
 strata=$PWD/.build/release/strata
 root=${1:-/var/tmp/strata-story}
 registry_pid=""

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
-swift build -c release --product strata
+swift build -c release
 # The man page the README's first command installs; a test reads it.
 swift package generate-manual >/dev/null
 log=$(mktemp)

@@ -37,8 +37,13 @@ public struct DaemonLog: LogHandler {
             let priority = event.level >= .error ? LOG_ERR : event.level >= .warning ? LOG_WARNING : LOG_INFO
             text.withCString { message in withVaList([message]) { vsyslog(priority, "%s", $0) } }
         } else {
-            var line = "strata: \(text)\n"
-            _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            Self.complain(text)
         }
+    }
+
+    /// One line on standard error, as every message of `strata` and its daemon reads: "strata: ...".
+    public static func complain(_ message: String) {
+        var line = "strata: \(message)\n"
+        _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 }

@@ -122,12 +122,12 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8] {
-        if node == NodeID.root.rawValue, name == StatisticsReport.attribute {
-            return StatisticsReport(rows: statistics.rows, nodes: tree.nodeCount, watch: invalidator.method.withLock { $0 }).json
+        if node == NodeID.root.rawValue, name == ControlAttribute.statistics {
+            return StatisticsText(rows: statistics.rows, nodes: tree.nodeCount, watch: invalidator.method.withLock { $0 }).bytes
         }
-        if name == RefreshRequest.attribute || name == RefreshRequest.entriesAttribute {
+        if name == ControlAttribute.refresh || name == ControlAttribute.refreshEntries {
             // Answered once the kernel has dropped what it held, so that `strata refresh` returns after it.
-            invalidator.send(tree.refresh(NodeID(node), below: name == RefreshRequest.attribute))
+            invalidator.send(tree.refresh(NodeID(node), below: name == ControlAttribute.refresh))
             invalidator.drain()
             return []
         }

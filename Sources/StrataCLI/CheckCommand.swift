@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Strata
+import StrataCommands
 
 /// dive's CI mode: the stack's efficiency against rules from flags or a `.dive-ci` file.
 struct Check: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Strata
+import StrataCommands
 
 /// dive's browser, on a live mount, layer directories or an OCI image.
 struct Explore: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import Strata
+import StrataCommands
 
 /// Where `commit` and `import` write the layer.
 struct LayerDestinations: ParsableArguments {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import Strata
+import StrataCommands
 
 /// What every debugging command takes: the stack as -o lowerdir=...[,upperdir=...], or a live mount found from
 /// the paths; and how to print.

@@ -30,21 +30,12 @@ struct Mount: ParsableCommand {
             return
         }
         guard let mountpoint else { throw ValidationError("missing the mountpoint") }
-        let plan: MountPlan
-        do {
-            let parsed = try MountOptions(parsing: options.map(\.text))
-            for warning in parsed.warnings { StrataCommand.complain(warning) }
-            plan = try MountPlan(parsed, mountpoint: mountpoint)
-        } catch {
-            StrataCommand.complain(error.description)
-            throw ExitCode(2)
+        let request = MountRequest(optionLists: options.map(\.text), mountpoint: mountpoint, foreground: foreground, debug: debug)
+        if let executable = MountRequest.ownExecutable {
+            request.handOver(beside: executable, name: CommandLine.arguments.first ?? "strata")
         }
-        do {
-            try Mounter.serve(plan, foreground: foreground, debug: debug)
-        } catch {
-            StrataCommand.complain(error.description)
-            throw ExitCode(1)
-        }
+        let status = request.serve()
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

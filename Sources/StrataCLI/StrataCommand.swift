@@ -53,8 +53,5 @@ struct StrataCommand: ParsableCommand {
         }
     }
 
-    static func complain(_ message: String) {
-        var line = "strata: \(message)\n"
-        _ = line.withUTF8 { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-    }
+    static func complain(_ message: String) { DaemonLog.complain(message) }
 }

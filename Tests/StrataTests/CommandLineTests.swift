@@ -191,6 +191,44 @@ final class CommandLineTests: XCTestCase {
         }
     }
 
+    // MARK: The daemon
+
+    func testMountsAreServedByTheDaemonWithoutTheCommandLinesLibraries() {
+        let mnt = mountpoint("lean")
+        XCTAssertEqual(Mounts.strata(writable, at: mnt).status, 0)
+        defer { Mounts.unmount(mnt) }
+        XCTAssertFalse(Shell.bash("ls \(mnt)").isEmpty, "the mount shows nothing")
+        guard let pid = daemon(servingMountpoint: mnt) else { return XCTFail("no daemon found") }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
+        XCTAssertTrue(executable.hasSuffix("/strata-mountd"), "served by \(executable)")
+        let maps = (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? ""
+        for library in ["libFoundation", "libswiftCore", "ICU"] {
+            XCTAssertFalse(maps.contains(library), "the daemon maps \(library)")
+        }
+    }
+
+    func testStrataWithoutItsDaemonServesTheMountItself() {
+        let alone = scratch.sub("bin/strata")
+        Shell.bash("mkdir -p \(scratch.sub("bin")) && cp \(Paths.strata) \(alone)")
+        let mnt = mountpoint("alone")
+        XCTAssertEqual(Shell.run([alone, "-o", writable, mnt], timeout: 30).status, 0)
+        defer { Mounts.unmount(mnt) }
+        XCTAssertTrue(Mounts.isMounted(mnt))
+        XCTAssertFalse(Shell.bash("ls \(mnt)").isEmpty, "the mount shows nothing")
+        let stats = Shell.run([alone, "stats", mnt])
+        XCTAssertEqual(stats.status, 0, stats.error)
+        XCTAssertFalse(stats.output.isEmpty, "no statistics")
+    }
+
+    func testTheDaemonIsNotForStartingByHand() {
+        let daemon = (Paths.strata as NSString).deletingLastPathComponent + "/strata-mountd"
+        for arguments in [[], ["-x", mountpoint()]] {
+            let outcome = Shell.run([daemon] + arguments)
+            XCTAssertEqual(outcome.status, 2, "strata-mountd \(arguments)")
+            XCTAssertTrue(outcome.error.contains("is started by strata"), outcome.error)
+        }
+    }
+
     // MARK: Ending a mount
 
     private func daemon(servingMountpoint mountpoint: String) -> pid_t? {

@@ -97,11 +97,13 @@ final class LiveLayerTests: XCTestCase {
         }
     }
 
-    /// The same requests as without a watch; READs at most as many. One CI run saw the mount without a watch
-    /// send READ 2 where the watched ones sent 1 (cause not found: an echo would show as more READs, not fewer).
+    /// The same requests as without a watch, READs within one. Runs have seen READ 2 against 1 both ways (the
+    /// mount without a watch sending more, and a watched one): the kernel's page cache decides, not the daemon.
+    /// An echo would not show in READs alone: it drops what the kernel holds of the inode, attributes too, so
+    /// it would also send GETATTRs, which must match exactly.
     private func assertNoMoreRequests(_ watched: [String: Int], than plain: [String: Int], _ method: String) {
         XCTAssertEqual(watched.filter { $0.key != "READ" }, plain.filter { $0.key != "READ" }, method)
-        XCTAssertLessThanOrEqual(watched["READ"] ?? 0, plain["READ"] ?? 0, method)
+        XCTAssertLessThanOrEqual(abs((watched["READ"] ?? 0) - (plain["READ"] ?? 0)), 1, "READs: \(method)")
     }
 
     private func requests(_ mnt: String) throws -> [String: Int] {

@@ -60,3 +60,41 @@ final class MountOptionsTests: XCTestCase {
         }
     }
 }
+
+final class MountRequestTests: XCTestCase {
+    func testTheDaemonTakesBackWhatStrataHandsOver() {
+        for request in [
+            MountRequest(optionLists: ["lowerdir=a,upperdir=u,workdir=w", "allow_other"], mountpoint: "/m", foreground: false, debug: false),
+            MountRequest(optionLists: [], mountpoint: "/m", foreground: true, debug: true),
+            // A mountpoint or an option list that looks like a flag stays what it was.
+            MountRequest(optionLists: ["-o", "-f"], mountpoint: "-d", foreground: true, debug: false),
+            MountRequest(optionLists: ["lowerdir=a"], mountpoint: "-f", foreground: false, debug: true),
+        ] {
+            let arguments = request.daemonArguments(name: "/usr/bin/strata")
+            XCTAssertEqual(arguments.first, "/usr/bin/strata")
+            XCTAssertEqual(arguments.last, request.mountpoint, "pgrep -f finds a mount by its mountpoint at the end")
+            XCTAssertEqual(MountRequest(daemonArguments: arguments), request, "\(arguments)")
+        }
+    }
+
+    func testRefusesAnyOtherCommandLine() {
+        for arguments in [["strata"], ["strata", "-x", "/m"], ["strata", "/m", "-o", "lowerdir=a", "/n"], ["strata", "-d", "-f", "/m"]] {
+            XCTAssertNil(MountRequest(daemonArguments: arguments), "\(arguments)")
+        }
+    }
+}
+
+final class StatisticsTextTests: XCTestCase {
+    func testReadsBackWhatTheDaemonAnswers() throws {
+        let text = StatisticsText(requests: [.init(opcode: "LOOKUP", calls: 3, errors: 1, nanoseconds: 4500)], nodes: 7, watch: "off")
+        let read = try XCTUnwrap(StatisticsText(String(decoding: text.bytes, as: UTF8.self)))
+        XCTAssertEqual(read, text)
+        XCTAssertEqual(read.requests.first?.opcode, "LOOKUP")
+    }
+
+    func testAnotherAnswerIsNone() {
+        for answer in ["", "{\"nodes\": 1}", "LOOKUP 1 0\nnodes 1\nwatch off\n", "nodes 1\n"] {
+            XCTAssertNil(StatisticsText(answer), answer)
+        }
+    }
+}

@@ -1,10 +1,10 @@
 import Foundation
-import FuseKit
 import Overlay
+import Strata
 
 /// `strata stats`: what a live mount's daemon has answered since it was mounted, by opcode (calls, errors, time),
 /// and how many nodes it holds. The daemon answers it as the `user.strata.stats` attribute of the mount's root
-/// (never listed, never stored), in JSON; the command prints it as columns, tab-separated lines or that JSON.
+/// (`StatisticsText`); the command prints it as columns, tab-separated lines or JSON.
 public struct StatisticsReport: Codable, Sendable {
     public struct Request: Codable, Sendable {
         public var opcode: String
@@ -19,18 +19,12 @@ public struct StatisticsReport: Codable, Sendable {
     /// How layer changes underneath are seen: "fanotify", "inotify" or "off" (`-o watch`).
     public var watch: String?
 
-    static let attribute = Array("user.strata.stats".utf8)
-
-    init(rows: [RequestStatistics.Row], nodes: Int, watch: String) {
-        requests = rows.map { Request(opcode: $0.opcode.name, calls: $0.calls, errors: $0.errors, seconds: Double($0.nanoseconds) / 1e9) }
-        self.nodes = nodes
-        self.watch = watch
-    }
-
-    var json: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(self)) ?? Data("{}".utf8))
+    init(_ text: StatisticsText) {
+        requests = text.requests.map {
+            Request(opcode: $0.opcode, calls: $0.calls, errors: $0.errors, seconds: Double($0.nanoseconds) / 1e9)
+        }
+        nodes = text.nodes
+        watch = text.watch
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -41,8 +35,9 @@ public struct StatisticsReport: Codable, Sendable {
     public static func show(mount path: String, style: OutputStyle) throws(Failure) -> String {
         let root: String
         do { root = try Inspection.mountRoot(containing: path) } catch { throw Failure(description: error.description) }
-        guard let value = ProvenanceXattr.read(attribute, at: root), let report = try? JSONDecoder().decode(Self.self, from: Data(value.utf8))
+        guard let value = ProvenanceXattr.read(ControlAttribute.statistics, at: root), let text = StatisticsText(value)
         else { throw Failure(description: "\(root): the mount gives no statistics (not a Strata mount of this version?)") }
+        let report = Self(text)
         if style.json { return style.json(report) }
         let rows = report.requests.sorted { $0.seconds > $1.seconds }.map { request in
             [request.opcode, String(request.calls), String(request.errors), String(format: "%.3f", request.seconds),

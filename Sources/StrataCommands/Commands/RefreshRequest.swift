@@ -1,5 +1,6 @@
 import Foundation
 import Overlay
+import Strata
 
 /// `strata refresh MOUNTPOINT [PATH...]`: a mount's daemon reads the named paths (or everything) again from
 /// the layers, and the kernel drops what it cached of them, for layers changed underneath a mount without
@@ -8,9 +9,6 @@ import Overlay
 /// `user.strata.refresh-entries` attribute of the deepest directory on the way that it shows (that directory's
 /// names alone); answered once the kernel has dropped it all.
 public enum RefreshRequest {
-    static let attribute = Array("user.strata.refresh".utf8)
-    static let entriesAttribute = Array("user.strata.refresh-entries".utf8)
-
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
@@ -20,10 +18,10 @@ public enum RefreshRequest {
         do { root = try Inspection.mountRoot(containing: mount) } catch { throw Failure(description: error.description) }
         for path in paths.isEmpty ? [root] : paths {
             var target = path.hasPrefix("/") ? path : root + "/" + path
-            var asked = attribute
+            var asked = ControlAttribute.refresh
             while !exists(target), let slash = target.lastIndex(of: "/"), target != root {
                 target = slash == target.startIndex ? "/" : String(target[..<slash])
-                asked = entriesAttribute
+                asked = ControlAttribute.refreshEntries
             }
             guard target == root || target.hasPrefix(root + "/") else {
                 throw Failure(description: "\(path): not inside the mount at \(root)")
