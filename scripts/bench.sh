@@ -107,8 +107,8 @@ unmount_fs() { # unmount_fs NAME: records the daemon's peak memory first
     local hwm anon
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status" 2>/dev/null || echo 0)
     if [ "${hwm:-0}" -gt "${peak[$1]:-0}" ]; then peak[$1]=$hwm; fi
-    # VmHWM counts the shared libraries' pages the daemon has touched (Swift's runtime and Foundation: ~10 MB
-    # for Strata, ~1 MB for a C daemon); private memory at the end of a workload is the part that is its own.
+    # VmHWM counts the pages of the binary and shared libraries the daemon has touched (~6 MB for strata-mountd,
+    # ~1 MB for a C daemon); private memory at the end of a workload is the part that is its own.
     anon=$(awk '/RssAnon/ {print $2}' "/proc/$daemon_pid/status" 2>/dev/null || echo 0)
     if [ "${anon:-0}" -gt "${private[$1]:-0}" ]; then private[$1]=$anon; fi
   fi
@@ -234,7 +234,8 @@ if [ -n "${results["4k random read (16,384 reads)|strata"]:-}" ]; then
   iops() { printf '%.0f' "$(echo "$random_reads / $(median <<<"${results["4k random read (16,384 reads)|$1"]}")" | bc -l)"; }
   printf '\n4k random reads per second: strata %s, fuse-overlayfs %s, kernel %s.\n' "$(iops strata)" "$(iops fuse-overlayfs)" "$(iops kernel)"
 fi
-printf '\nDaemon peak memory (VmHWM): strata %d MiB, fuse-overlayfs %d MiB; strata-watch %d MiB.\n' \
-  "$(( ${peak[strata]:-0} / 1024 ))" "$(( ${peak[fuse-overlayfs]:-0} / 1024 ))" "$(( ${peak[strata-watch]:-0} / 1024 ))"
-printf 'Of it private (RssAnon, the most at the end of a workload): strata %d MiB, fuse-overlayfs %d MiB. %s rounds, medians.\n' \
-  "$(( ${private[strata]:-0} / 1024 ))" "$(( ${private[fuse-overlayfs]:-0} / 1024 ))" "$rounds"
+mib() { printf '%.1f' "$(echo "${1:-0} / 1024" | bc -l)"; }
+printf '\nDaemon peak memory (VmHWM): strata %s MiB, fuse-overlayfs %s MiB; strata-watch %s MiB.\n' \
+  "$(mib "${peak[strata]:-}")" "$(mib "${peak[fuse-overlayfs]:-}")" "$(mib "${peak[strata-watch]:-}")"
+printf 'Of it private (RssAnon, the most at the end of a workload): strata %s MiB, fuse-overlayfs %s MiB. %s rounds, medians.\n' \
+  "$(mib "${private[strata]:-}")" "$(mib "${private[fuse-overlayfs]:-}")" "$rounds"
