@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Strata
 import StrataCommands
 
 /// dive's CI mode: the stack's efficiency against rules from flags or a `.dive-ci` file.
@@ -35,14 +36,14 @@ struct Check: ParsableCommand {
                 if let value { try rules.set(rule, value, source: "--\(rule.rawValue)") }
             }
         } catch {
-            StrataCommand.complain(error.description)
+            DaemonLog.complain(error.description)
             throw ExitCode(2)
         }
         do {
             outcome = try EfficiencyReports.check(source.origin, rules: rules, configFile: file,
                                                   style: OutputStyle(json: json))
         } catch {
-            StrataCommand.complain(error.description)
+            DaemonLog.complain(error.description)
             throw ExitCode(2)
         }
         print(outcome.report, terminator: "")

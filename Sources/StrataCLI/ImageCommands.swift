@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Strata
 import StrataCommands
 
 /// Where `commit` and `import` write the layer.
@@ -63,7 +64,7 @@ struct Import: ParsableCommand {
         try StrataCommand.printing {
             try ImageCommands.importDirectory(directory, to: .init(tar: destination.tar, gzip: destination.gzip,
                                                                    layout: destination.oci, base: nil, layerDirectory: nil),
-                                              warn: StrataCommand.complain)
+                                              warn: DaemonLog.complain)
         }
     }
 }
@@ -83,7 +84,7 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         try StrataCommand.printing {
-            try ImageCommands.unpack(image, into: destination, whiteouts: whiteout, warn: StrataCommand.complain)
+            try ImageCommands.unpack(image, into: destination, whiteouts: whiteout, warn: DaemonLog.complain)
         }
     }
 }

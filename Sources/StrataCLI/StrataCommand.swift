@@ -48,10 +48,8 @@ struct StrataCommand: ParsableCommand {
         do {
             print(try body(), terminator: "")
         } catch let error as CustomStringConvertible {
-            complain(error.description)
+            DaemonLog.complain(error.description)
             throw ExitCode(1)
         }
     }
-
-    static func complain(_ message: String) { DaemonLog.complain(message) }
 }
