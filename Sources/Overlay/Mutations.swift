@@ -414,6 +414,7 @@ extension OverlayTree {
 
     /// chmod, chown, truncate and utimensat, on the upper copy; `descriptor` is the caller's open file, if any.
     public func setAttributes(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat {
+        if let gone = try timesOfAFileGone(id, changes, descriptor: descriptor) { return gone }
         let content: CopyUpContent = changes.size.map { $0 == 0 ? .nothing : .data } ?? .metadata
         return try backing(id, copyingUp: true, content: content, descriptor: descriptor) { object throws(Errno) in
             try apply(changes, to: object, descriptor: descriptor)
@@ -422,6 +423,23 @@ extension OverlayTree {
             let view = try nodes.view(id)
             return stack.shown(try Sys.stat(spot), at: spot, source: try view.top, inode: view.inode, merged: view.isMerged)
         }
+    }
+
+    /// With the writeback cache the kernel keeps a file's ctime and mtime, and it writes them back right after
+    /// an unlink or a rename over the file (`fuse_update_ctime`), to a node whose last name is gone. Nothing is
+    /// left to change when no descriptor is open either, and failing it would fail the mount's next syncfs
+    /// (the kernel keeps the error for it). So a change of the modification time alone (the kernel's write-back)
+    /// is taken and forgotten; the kernel does not read the attributes of that reply.
+    private func timesOfAFileGone(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat? {
+        guard changes.modification != nil, changes.access == nil, changes.mode == nil, changes.uid == nil,
+              changes.gid == nil, changes.size == nil, descriptor == nil else { return nil }
+        let view = try nodes.view(id, includingDetached: true)
+        guard view.isDetached, view.openDescriptors.isEmpty, !view.isDirectory else { return nil }
+        var gone = stat()
+        gone.st_mode = S_IFREG
+        gone.st_ino = ino_t(view.inode)
+        if let modification = changes.modification { gone.st_mtim = modification }
+        return gone
     }
 
     private func apply(_ changes: AttributeChanges, to object: BackingObject, descriptor: CInt?) throws(Errno) {

@@ -120,4 +120,18 @@ final class DurabilityTests: XCTestCase {
             """)
         XCTAssertEqual(output, "7 written False\n4 0o640 kept\n")
     }
+
+    /// Removing or replacing files leaves the mount's syncfs clean: `sync -f` exits 0, as on the kernel's
+    /// overlay (the kernel writes back the times of each removed file, and an error there is syncfs's).
+    func testSyncAfterRemovingFilesSucceeds() {
+        Shell.bash("echo lower > \(scratch.sub("lower/lowfile"))")
+        mount()
+        defer { Mounts.unmount(mnt) }
+        let outcome = Shell.run(["bash", "-c", """
+            cd \(mnt) && echo x > new && rm new && rm lowfile && echo a > a && echo b > b && mv a b && sync -f . && cat b
+            """])
+        XCTAssertEqual(outcome.status, 0, outcome.error)
+        XCTAssertEqual(outcome.output, "a\n")
+        XCTAssertEqual(Shell.bash("ls -A \(mnt)"), "b\n")
+    }
 }
