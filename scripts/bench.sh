@@ -5,7 +5,7 @@
 # opaque directory; and, for the deep-stack walk, /usr/include spread over 2 layers and over 64. Every
 # measurement gets a fresh mount, an empty upper layer and dropped caches (the deep-stack walks instead have the
 # page cache hold their layers, so that they measure the layers, not the disk); rounds interleave the
-# filesystems. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each
+# filesystems, each round starting with another one. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each
 # workload, Strata's ratio to each peer (below 1 is faster), the requests Strata's daemon answered (from
 # `strata stats`), and the daemons' peak memory, all of it and the private part.
 # 4k random reads are timed by fio (installed if missing) and also shown per second.
@@ -197,7 +197,11 @@ for round in $(seq "$rounds"); do
   for workload in "${workloads[@]}"; do
     extra=(); copies_up "$workload" && extra=(strata-volatile); changes_metadata "$workload" && extra+=(strata-metacopy)
     watched "$workload" && extra+=(strata-watch)
-    for fs in "${filesystems[@]}" "${extra[@]}"; do
+    # Each round starts with a different filesystem: the first one measured after a workload pays for what the
+    # last one left (a 1 GiB file deleted, memory given back to the host), and a fixed order put that on Strata.
+    shift_by=$(( (round - 1) % ${#filesystems[@]} ))
+    order=("${filesystems[@]:shift_by}" "${filesystems[@]:0:shift_by}")
+    for fs in "${order[@]}" "${extra[@]}"; do
       measure "$fs" "$workload"
       results["$workload|$fs"]+="$elapsed "
       [ "$fs" = strata ] && counts["$workload"]+="$answered "
