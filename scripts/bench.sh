@@ -5,9 +5,9 @@
 # opaque directory; and, for the deep-stack walk, /usr/include spread over 2 layers and over 64. Every
 # measurement gets a fresh mount, an empty upper layer and dropped caches (the deep-stack walks instead have the
 # page cache hold their layers, so that they measure the layers, not the disk); rounds interleave the
-# filesystems, each round starting with another one. BENCH_ONLY="name|name" runs a subset of the workloads. Prints the median seconds of each
-# workload, Strata's ratio to each peer (below 1 is faster), the requests Strata's daemon answered (from
-# `strata stats`), and the daemons' peak memory, all of it and the private part.
+# filesystems, each round starting with another one. BENCH_ONLY="name|name" runs a subset of the workloads.
+# Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster), the requests
+# Strata's daemon answered (from `strata stats`), and the daemons' peak memory, all of it and the private part.
 # 4k random reads are timed by fio (installed if missing) and also shown per second.
 # Strata runs as it does by default (several threads, copy-ups synced); strata-volatile skips the copy-up syncs
 # and strata-metacopy copies up metadata only for metadata changes (metacopy=on); strata-watch walks with
