@@ -5,7 +5,8 @@
 # opaque directory; and, for the deep-stack walk, /usr/include spread over 2 layers and over 64. Every
 # measurement gets a fresh mount, an empty upper layer and dropped caches (the deep-stack walks instead have the
 # page cache hold their layers, so that they measure the layers, not the disk); rounds interleave the
-# filesystems, each round starting with another one. BENCH_ONLY="name|name" runs a subset of the workloads.
+# filesystems, each round starting with another one. BENCH_ONLY="name|name" runs a subset of the workloads;
+# BENCH_VERBOSE=1 prints each measurement as it is taken.
 # Prints the median seconds of each workload, Strata's ratio to each peer (below 1 is faster), the requests
 # Strata's daemon answered (from `strata stats`), and the daemons' peak memory, all of it and the private part.
 # 4k random reads are timed by fio (installed if missing) and also shown per second.
@@ -204,6 +205,7 @@ for round in $(seq "$rounds"); do
     for fs in "${order[@]}" "${extra[@]}"; do
       measure "$fs" "$workload"
       results["$workload|$fs"]+="$elapsed "
+      [ -n "${BENCH_VERBOSE:-}" ] && printf 'round %s: %s, %s: %.3f s\n' "$round" "$workload" "$fs" "$elapsed" >&2
       [ "$fs" = strata ] && counts["$workload"]+="$answered "
     done
   done
