@@ -431,14 +431,14 @@ extension OverlayTree {
     /// (the kernel keeps the error for it). So a change of the modification time alone (the kernel's write-back)
     /// is taken and forgotten; the kernel does not read the attributes of that reply.
     private func timesOfAFileGone(_ id: NodeID, _ changes: AttributeChanges, descriptor: CInt?) throws(Errno) -> stat? {
-        guard changes.modification != nil, changes.access == nil, changes.mode == nil, changes.uid == nil,
-              changes.gid == nil, changes.size == nil, descriptor == nil else { return nil }
+        guard let modification = changes.modification, changes.access == nil, changes.mode == nil,
+              changes.uid == nil, changes.gid == nil, changes.size == nil, descriptor == nil else { return nil }
         let view = try nodes.view(id, includingDetached: true)
         guard view.isDetached, view.openDescriptors.isEmpty, !view.isDirectory else { return nil }
         var gone = stat()
         gone.st_mode = S_IFREG
         gone.st_ino = ino_t(view.inode)
-        if let modification = changes.modification { gone.st_mtim = modification }
+        gone.st_mtim = modification
         return gone
     }
 
