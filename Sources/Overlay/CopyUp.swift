@@ -55,14 +55,14 @@ extension LayerStack {
     /// Moves a staged copy to `path` in the upper layer, whose parent must exist there. Moving it in touches the
     /// parent; a copy-up is no change to the parent, so its times stay.
     /// `afterwards` gets the parent directory, once the copy is in it.
-    func install(_ staged: Name, at path: LayerPath, afterwards: (CInt) -> Void) throws(Errno) {
+    func install(_ staged: Name, isDirectory: Bool, at path: LayerPath, afterwards: (CInt) -> Void) throws(Errno) {
         let (upper, work) = try writable()
         guard let parent = path.parent, let name = path.name else { throw Impossible.state("copy-up of the root") }
         // Opened for reading, not O_PATH: futimens then takes it as it is, with no second open.
         let directory = try upper.openDirectory(parent, forReading: true)
         defer { Sys.close(directory) }
         let parentInfo = try Sys.fstat(directory)
-        try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE)
+        try Sys.rename(Spot(work.fd, staged), Spot(directory, name), CLinux_RENAME_NOREPLACE, movingDirectory: isDirectory)
         try Sys.setTimes(directory, access: parentInfo.st_atim, modification: parentInfo.st_mtim)
         afterwards(directory)
     }

@@ -13,6 +13,10 @@ public struct Layer: Sendable {
     /// An `O_PATH` descriptor for the layer root: every access is beneath it.
     let rootFD: CInt
     let device: dev_t
+    /// Unique in the process, unlike the root's descriptor number, which a later stack may be given again.
+    let identity = Layer.identities.wrappingAdd(1, ordering: .relaxed).newValue
+
+    private static let identities = Atomic<UInt64>(0)
 }
 
 /// The one place that turns a path inside a layer into something a syscall can take. Whatever the layer holds
@@ -27,12 +31,11 @@ extension Layer {
         try Beneath.open(rootFD, path.components, forReading ? O_RDONLY | CLinux_O_DIRECTORY : Beneath.pathFlags)
     }
 
-    /// Runs `body` with an `O_PATH` descriptor of the directory at `path` (the root's own for the root).
+    /// Runs `body` with an `O_PATH` descriptor of the directory at `path` (the root's own for the root), which
+    /// `body` must not close: the thread keeps it for its next call (see `ParentDirectory`).
     func inDirectory<T>(_ path: LayerPath, _ body: (CInt) throws(Errno) -> T) throws(Errno) -> T {
         if path.isRoot { return try body(rootFD) }
-        let fd = try openDirectory(path)
-        defer { Sys.close(fd) }
-        return try body(fd)
+        return try ParentDirectory.with(self, path, body)
     }
 
     /// Runs `body` with the spot of `path`: its parent directory, resolved beneath the root, and its name.

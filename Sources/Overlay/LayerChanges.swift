@@ -30,6 +30,7 @@ extension OverlayTree {
     /// the changed names, the nodes held for them and the directories' cached listings. The next lookup then
     /// resolves each name afresh, as if the stack had just been mounted.
     public func layersChanged(_ changes: some Collection<LayerChange>) -> KernelInvalidation {
+        DirectoryChanges.happened()
         var names: [Prefetch.Key: Set<Name>] = [:]
         var objects: Set<Prefetch.Key> = []
         /// Directories whose every name may look different now (an opaque marker came or went).
@@ -88,6 +89,7 @@ extension OverlayTree {
     /// read again from the layers. Every name the kernel may hold there is dropped: those of the nodes it
     /// holds, and those the fresh listings show (which it may have cached as absent).
     public func refresh(_ node: NodeID, below: Bool = true) -> KernelInvalidation {
+        DirectoryChanges.happened()
         var invalidation = KernelInvalidation()
         invalidation.nodes.append(node)
         guard let path = try? nodes.view(node).path else { return invalidation }

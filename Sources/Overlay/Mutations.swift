@@ -94,7 +94,7 @@ extension OverlayTree {
                     // Where the object is now: a rename may have moved it (and its upper parent) meanwhile.
                     let target = try id.map { id throws(Errno) in try nodes.view(id).path } ?? path
                     guard let target else { throw .noSuchFileOrDirectory }
-                    try stack.install(staged, at: target) { directory in
+                    try stack.install(staged, isDirectory: lowerInfo.isDirectory, at: target) { directory in
                         refresh(target.parent.flatMap(nodes.find), target.name, in: directory)
                     }
                     if let id {

@@ -202,10 +202,15 @@ extension Sys {
     }
 
     static func unlink(_ spot: Spot, directory: Bool = false) throws(Errno) {
+        // Counted once done: a directory opened before the count moved is then never taken for the one after.
+        defer { if directory { DirectoryChanges.happened() } }
         _ = try valueOrErrno { spot.withPath { unlinkat(spot.directory, $0, directory ? AT_REMOVEDIR : 0) } }
     }
 
-    static func rename(_ from: Spot, _ to: Spot, _ flags: UInt32 = 0) throws(Errno) {
+    /// `movingDirectory: false` where the caller knows the object moved is no directory and replaces none, so
+    /// that every path still leads to the directory it led to.
+    static func rename(_ from: Spot, _ to: Spot, _ flags: UInt32 = 0, movingDirectory: Bool = true) throws(Errno) {
+        defer { if movingDirectory { DirectoryChanges.happened() } }
         _ = try valueOrErrno {
             from.withPath(self: true) { old in
                 to.withPath(self: true) { CLinux_renameat2(from.directory, old, to.directory, $0, flags) }

@@ -30,7 +30,7 @@ extension LayerStack {
         // The marker goes in first: until the entry is gone, the entry still wins over its own marker.
         let temporary = work.temporaryName()
         Sys.close(try Sys.open(Spot(work.fd, temporary), O_WRONLY | O_CREAT | O_EXCL, 0o600))
-        try Sys.rename(Spot(work.fd, temporary), Spot(directory, marker))
+        try Sys.rename(Spot(work.fd, temporary), Spot(directory, marker), movingDirectory: false)
         if let existing { try removeUpperEntry(target, existing) }
     }
 
@@ -43,7 +43,7 @@ extension LayerStack {
             try Sys.rename(staged, target, CLinux_RENAME_EXCHANGE)
             work.discard(temporary)
         } else {
-            try Sys.rename(staged, target)
+            try Sys.rename(staged, target, movingDirectory: false)
         }
     }
 

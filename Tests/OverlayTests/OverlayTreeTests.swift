@@ -128,6 +128,34 @@ final class OverlayTreeTests: XCTestCase {
         XCTAssertThrowsError(try overlay.attributes(of: nodes[5]))
     }
 
+    /// A directory renamed away or removed, and another made at its path: what is made there next goes into the
+    /// new one (a thread keeps the directory it last resolved, for as long as no directory has moved).
+    func testChangesFollowADirectoryMadeWhereAnotherWas() throws {
+        try make("bottom/d/lower")
+        let overlay = try tree()
+        let file = NewObject.file(mode: 0o644, flags: O_WRONLY)
+        func create(_ parent: NodeID, _ name: String) throws {
+            let (_, descriptor) = try overlay.create(parent: parent, name: n(name), file, owner: nil)
+            if let descriptor { Sys.close(descriptor.rawValue) }
+        }
+        try create(try lookup(overlay, "d").node, "first")
+        try overlay.rename(parent: .root, name: n("d"), newParent: .root, newName: n("moved"), flags: 0)
+        _ = try overlay.create(parent: .root, name: n("d"), .directory(mode: 0o755), owner: nil)
+        try create(try lookup(overlay, "d").node, "second")
+        _ = try overlay.create(parent: .root, name: n("gone"), .directory(mode: 0o755), owner: nil)
+        try create(try lookup(overlay, "gone").node, "inside")
+        try overlay.remove(parent: try lookup(overlay, "gone").node, name: n("inside"), directory: false)
+        try overlay.remove(parent: .root, name: n("gone"), directory: true)
+        _ = try overlay.create(parent: .root, name: n("gone"), .directory(mode: 0o755), owner: nil)
+        try create(try lookup(overlay, "gone").node, "again")
+        XCTAssertEqual(try names(overlay, try lookup(overlay, "moved").node), ["first", "lower"])
+        XCTAssertEqual(try names(overlay, try lookup(overlay, "d").node), ["second"])
+        XCTAssertEqual(try names(overlay, try lookup(overlay, "gone").node), ["again"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/upper/d/second"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/upper/gone/again"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/upper/moved/second"))
+    }
+
     func testInodeNumbersAreTaggedPerFilesystemOnlyWhenLayersDiffer() {
         let same = InodeNumbering(devices: [7, 7, 7])
         XCTAssertEqual(same.number(backing: 42, device: 7), 42)
