@@ -6,11 +6,12 @@ import SystemPackage
 /// name in an upper directory the caller holds open (`directory`, resolved beneath the upper root).
 extension LayerStack {
     /// Hides the lower objects at `name`: replaces whatever the upper layer holds there with a whiteout, in
-    /// one rename, so that at every moment either the old entry or the whiteout is there.
-    func placeWhiteout(_ name: Name, in directory: CInt) throws(Errno) {
+    /// one rename, so that at every moment either the old entry or the whiteout is there. `upperIsEmpty`: the
+    /// caller knows the upper layer holds nothing at `name`.
+    func placeWhiteout(_ name: Name, in directory: CInt, upperIsEmpty: Bool = false) throws(Errno) {
         let (_, work) = try writable()
         let target = Spot(directory, name)
-        let existing = try Sys.statIfPresent(target)
+        let existing = upperIsEmpty ? nil : try Sys.statIfPresent(target)
         let marker = Whiteout.markerName(for: name)
         // A name too long for a `.wh.` file beside it can only be hidden by a device.
         if settings.whiteout != .file || marker == nil {
