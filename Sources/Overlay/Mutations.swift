@@ -288,6 +288,7 @@ extension OverlayTree {
             }
             let uncovers = servedFromLower
                 || stack.lowerHolds(name, in: parentView.sources, indexes: parentView.indexes, root: rootSources)
+            let shownAfter = directory ? removedDirectoryAttributes(resolution) : nil
             try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
                 defer { refresh(parent, name, in: upperDirectory) }
                 if uncovers {
@@ -298,8 +299,18 @@ extension OverlayTree {
                 }
             }
             listings.drop([parent] + (nodes.child(parent, name).map { [$0] } ?? []))
-            nodes.detach(parent, name)
+            if let shownAfter { nodes.detachDirectory(parent, name, showing: shownAfter) } else { nodes.detach(parent, name) }
         }
+    }
+
+    /// What a removed directory shows while a process still has it: as on the kernel's overlay, one of the upper
+    /// layer alone has no links left; one served from below still shows that one's.
+    private func removedDirectoryAttributes(_ resolution: Resolution) -> stat {
+        var shown = (try? stack.shown(resolution)) ?? resolution.top
+        if resolution.sources.count == 1, resolution.sources.first.map({ stack.layers[$0.layer].isUpper }) == true {
+            shown.st_nlink = 0
+        }
+        return shown
     }
 
     /// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE.

@@ -115,8 +115,10 @@ struct Extras: Sendable {
     /// The other names of a hard-linked file: the kernel gets one node for all of them, as on a local filesystem.
     var otherBindings: [Binding] = []
     var files: [FileKey] = []
+    /// A directory removed while the kernel still holds it: what it shows from then on.
+    var removed: stat?
 
-    var isEmpty: Bool { data == nil && openDescriptors.isEmpty && otherBindings.isEmpty && files.isEmpty }
+    var isEmpty: Bool { data == nil && openDescriptors.isEmpty && otherBindings.isEmpty && files.isEmpty && removed == nil }
 }
 
 /// A node as a request sees it: its sources complete with the upper one, and its merged path.
@@ -131,6 +133,8 @@ struct NodeView: Sendable {
     let isDirectory: Bool
     let isMerged: Bool
     let openDescriptors: [CInt]
+    /// A removed directory's last attributes (see `Extras.removed`).
+    let removedAttributes: stat?
     /// Parallel to `sources`: each layer's directory as read once, where it has been.
     let indexes: [(any LayerListing)?]
 
@@ -256,7 +260,7 @@ final class NodeTree: Sendable {
         }
         return NodeView(id: id, path: path, sources: sources, data: extras?.data, inode: node.inode,
                         isDirectory: node.isDirectory, isMerged: node.isMerged,
-                        openDescriptors: extras?.openDescriptors ?? [], indexes: indexes)
+                        openDescriptors: extras?.openDescriptors ?? [], removedAttributes: extras?.removed, indexes: indexes)
     }
 
     /// The merged path of a node: its parent's plus its name, each directory's cached until the next rename;
@@ -548,6 +552,17 @@ final class NodeTree: Sendable {
     /// hard-linked file keeps its other names).
     func detach(_ parent: NodeID, _ name: Name) {
         state.withLock { state in Self.unbind(Binding(parent: parent.rawValue, name: name), in: &state) }
+    }
+
+    /// Unbinds a removed directory, keeping the attributes it showed for as long as the kernel holds it (a
+    /// process may still have it as its working directory).
+    func detachDirectory(_ parent: NodeID, _ name: Name, showing attributes: stat) {
+        state.withLock { state in
+            if let id = state.child(parent.rawValue, name), state.node(id) != nil {
+                state.updateExtras(id) { $0.removed = attributes }
+            }
+            Self.unbind(Binding(parent: parent.rawValue, name: name), in: &state)
+        }
     }
 
     private static func unbind(_ binding: Binding, in state: inout State) {

@@ -115,7 +115,10 @@ public final class OverlayTree: Sendable {
         // A metadata-only file's open descriptor is its data's, whose metadata is not the file's.
         let usable = view.data == nil || view.isDetached ? descriptor : nil
         guard let fd = usable ?? (view.isDetached ? view.openDescriptors.first : nil) else {
-            if view.isDetached { throw .noSuchFileOrDirectory }
+            if view.isDetached {
+                guard let removed = view.removedAttributes else { throw .noSuchFileOrDirectory }
+                return removed
+            }
             return try stack.attributes(of: try view.top, data: view.data, inode: view.inode, merged: view.isMerged)
         }
         var info = try Sys.fstat(fd)
@@ -154,7 +157,8 @@ public final class OverlayTree: Sendable {
     /// The merged listing, with "." and ".." first, as `readdir` returns it: kept per directory node until the
     /// directory changes, so that offsets into it stay valid from one readdir to the next without a handle.
     public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
-        try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
+        if try isRemovedDirectory(node) { return [] }
+        return try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
             let directory = try indexed(node)
             let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
             let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
@@ -177,7 +181,15 @@ public final class OverlayTree: Sendable {
         }
     }
 
+    /// A directory removed while a process still has it open (as its working directory, say): it lists empty
+    /// and carries no attributes, as on the kernel's overlay and on a local filesystem, not "no such file".
+    private func isRemovedDirectory(_ node: NodeID) throws(Errno) -> Bool {
+        let view = try nodes.view(node, includingDetached: true)
+        return view.isDetached && view.isDirectory
+    }
+
     public func extendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) -> [UInt8] {
+        if try isRemovedDirectory(id) { throw .noData }
         let view = try nodes.view(id, includingDetached: true)
         switch name {
         case ProvenanceXattr.layer:
@@ -193,7 +205,8 @@ public final class OverlayTree: Sendable {
     }
 
     public func extendedAttributeNames(_ id: NodeID) throws(Errno) -> [[UInt8]] {
-        try backing(id, copyingUp: false) { object throws(Errno) in try object.xattrNames() }.filter { !stack.hidesXattr($0) }
+        if try isRemovedDirectory(id) { return [] }
+        return try backing(id, copyingUp: false) { object throws(Errno) in try object.xattrNames() }.filter { !stack.hidesXattr($0) }
     }
 
     public func filesystemStatistics() throws(Errno) -> statvfs {

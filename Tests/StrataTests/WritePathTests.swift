@@ -120,6 +120,30 @@ extension WritePathTests {
         XCTAssertTrue(outputs[1].contains("fsync perms None\n"), outputs[1])
     }
 
+    /// A directory removed while a shell is in it lists empty and stats with its links (none for a directory of
+    /// the upper layer alone), as on the kernel's overlay, instead of "No such file or directory".
+    func testRemovedWorkingDirectoryMatchesTheKernel() {
+        var outputs: [String] = []
+        for kind in ["kernel", "strata"] {
+            let stack = scratch.makeStack("\(kind)-stack")
+            Shell.bash("mkdir \(stack)/l1/empty-lower")
+            mounted(kind, stack, workdir: stack + "/\(kind)-work") { mnt in
+                outputs.append(Shell.bash("""
+                    cd \(mnt) && mkdir gone && cd gone && rmdir \(mnt)/gone
+                    ls -la . 2>&1 && echo "ls 0" || echo "ls $?"
+                    stat -c '%h %F %a' . 2>&1 || true
+                    touch new 2>&1 | sed 's/.*: //' || true
+                    getfattr -d . 2>&1 && echo "getfattr 0" || echo "getfattr $?"
+                    cd \(mnt)/empty-lower && rmdir \(mnt)/empty-lower
+                    ls -la . 2>&1 && echo "ls 0" || echo "ls $?"
+                    stat -c '%h %F %a' . 2>&1 || true
+                    """))
+            }
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertTrue(outputs[1].hasPrefix("total 0\nls 0\n0 directory 755\nNo such file or directory\n"), outputs[1])
+    }
+
     /// Renaming a lower directory of 5000 files writes one directory, one redirect and one whiteout, never EXDEV,
     /// and the kernel reads the result the same way.
     func testDirectoryRenameIsARedirectTheKernelFollows() {
