@@ -157,15 +157,19 @@ public final class OverlayTree: Sendable {
     /// The merged listing, with "." and ".." first, as `readdir` returns it: kept per directory node until the
     /// directory changes, so that offsets into it stay valid from one readdir to the next without a handle.
     public func listDirectory(_ node: NodeID) throws(Errno) -> [DirectoryEntry] {
-        if try isRemovedDirectory(node) { return [] }
-        return try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
-            let directory = try indexed(node)
-            let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
-            let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
-            let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
-            let entries = try stack.mergedEntries(directory.sources, indexes: directory.indexes)
-            readAhead(directory)
-            return [dot, dotdot] + entries
+        do {
+            return try listings.listing(node) { () throws(Errno) -> [DirectoryEntry] in
+                let directory = try indexed(node)
+                let dot = DirectoryEntry(name: Name(trusted: "."), inode: directory.inode, type: UInt8(DT_DIR))
+                let parentInode = nodes.parent(of: node).flatMap { try? nodes.view($0).inode } ?? directory.inode
+                let dotdot = DirectoryEntry(name: Name(trusted: ".."), inode: parentInode, type: UInt8(DT_DIR))
+                let entries = try stack.mergedEntries(directory.sources, indexes: directory.indexes)
+                readAhead(directory)
+                return [dot, dotdot] + entries
+            }
+        } catch .noSuchFileOrDirectory {
+            if try isRemovedDirectory(node) { return [] }
+            throw .noSuchFileOrDirectory
         }
     }
 
