@@ -343,6 +343,8 @@ extension OverlayTree {
                 try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
             }
             let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, indexes: sourceParent.indexes, root: rootSources)
+            // An empty directory the rename replaces is removed, as by rmdir (read before its name is taken).
+            let replacedShows = exchange ? nil : target.flatMap { $0.top.isDirectory ? removedDirectoryAttributes($0) : nil }
             try upper.inDirectory(sourcePath) { old throws(Errno) in
                 try upper.inDirectory(targetPath) { new throws(Errno) in
                     defer {
@@ -369,6 +371,7 @@ extension OverlayTree {
             // Both directories list differently now, and a moved directory's ".." is another.
             listings.drop([parent, newParent] + [nodes.child(parent, name), nodes.child(newParent, newName)].compactMap { $0 })
             let fromBinding = Binding(parent: parent.rawValue, name: name), toBinding = Binding(parent: newParent.rawValue, name: newName)
+            if let replacedShows { nodes.detachDirectory(newParent, newName, showing: replacedShows) }
             if exchange { nodes.exchange(fromBinding, toBinding) } else { nodes.move(fromBinding, to: toBinding) }
         }
     }

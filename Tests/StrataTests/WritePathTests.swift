@@ -120,8 +120,9 @@ extension WritePathTests {
         XCTAssertTrue(outputs[1].contains("fsync perms None\n"), outputs[1])
     }
 
-    /// A directory removed while a shell is in it lists empty and stats with its links (none for a directory of
-    /// the upper layer alone), as on the kernel's overlay, instead of "No such file or directory".
+    /// A directory removed (or renamed over) while a shell is in it lists empty and stats with its links (none
+    /// for a directory of the upper layer alone), as on the kernel's overlay, instead of "No such file or
+    /// directory".
     func testRemovedWorkingDirectoryMatchesTheKernel() {
         var outputs: [String] = []
         for kind in ["kernel", "strata"] {
@@ -135,6 +136,9 @@ extension WritePathTests {
                     touch new 2>&1 | sed 's/.*: //' || true
                     getfattr -d . 2>&1 && echo "getfattr 0" || echo "getfattr $?"
                     cd \(mnt)/empty-lower && rmdir \(mnt)/empty-lower
+                    ls -la . 2>&1 && echo "ls 0" || echo "ls $?"
+                    stat -c '%h %F %a' . 2>&1 || true
+                    mkdir \(mnt)/moving \(mnt)/replaced && cd \(mnt)/replaced && mv -T \(mnt)/moving \(mnt)/replaced
                     ls -la . 2>&1 && echo "ls 0" || echo "ls $?"
                     stat -c '%h %F %a' . 2>&1 || true
                     """))
