@@ -18,7 +18,7 @@ extension LayerStack {
             let temporary = work.temporaryName()
             do throws(Errno) {
                 try Sys.mknod(Spot(work.fd, temporary), S_IFCHR, 0)
-                try replace(target, existing, with: temporary, work)
+                try replace(target, existing, with: temporary, work, stagedIsDirectory: false)
                 return
             } catch .notPermitted where settings.whiteout == nil && marker != nil {
                 work.discard(temporary)
@@ -37,9 +37,11 @@ extension LayerStack {
 
     /// Puts the staged object `temporary` at `target` and discards what was there; where rename cannot
     /// overwrite (a directory with a non-directory or the reverse) the two are exchanged instead.
-    func replace(_ target: Spot, _ existing: stat?, with temporary: Name, _ work: WorkDirectory) throws(Errno) {
+    /// `stagedIsDirectory`: what the caller staged, when it knows (else it is looked at).
+    func replace(_ target: Spot, _ existing: stat?, with temporary: Name, _ work: WorkDirectory,
+                 stagedIsDirectory known: Bool? = nil) throws(Errno) {
         let staged = Spot(work.fd, temporary)
-        let stagedIsDirectory = try Sys.stat(staged).isDirectory
+        let stagedIsDirectory = if let known { known } else { try Sys.stat(staged).isDirectory }
         if let existing, existing.isDirectory || stagedIsDirectory {
             try Sys.rename(staged, target, CLinux_RENAME_EXCHANGE)
             work.discard(temporary)
