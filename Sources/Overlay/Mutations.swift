@@ -280,20 +280,16 @@ extension OverlayTree {
             let parentView = try nodes.view(parent)
             guard let parentPath = parentView.path else { throw .noSuchFileOrDirectory }
             guard let resolution = try existing(name, in: parentView) else { throw .noSuchFileOrDirectory }
-            // Lower objects reached only through a redirect are not at this name: no whiteout needed for them. A
-            // resolution that reached a lower object at this name says so itself; one that stopped at the upper
-            // layer did not look below it.
-            let servedFromLower = resolution.sources.contains { source in
-                !stack.layers[source.layer].isUpper && parentView.sources.contains { $0.layer == source.layer && $0.child(name) == source }
-            }
-            let uncovers = servedFromLower
-                || stack.lowerHolds(name, in: parentView.sources, indexes: parentView.indexes, root: rootSources)
+            // Lower objects reached only through a redirect are not at this name: no whiteout needed for them.
+            let uncovers = stack.lowerHolds(name, in: parentView.sources, indexes: parentView.indexes, root: rootSources,
+                                            found: resolution)
+            // Served from below, the name has no upper entry (nor a whiteout, or it would not resolve).
+            let servedFromBelow = resolution.sources.first.map { !stack.layers[$0.layer].isUpper } ?? false
             let shownAfter = directory ? removedDirectoryAttributes(resolution) : nil
             try upper.inDirectory(parentPath) { upperDirectory throws(Errno) in
                 defer { refresh(parent, name, in: upperDirectory) }
                 if uncovers {
-                    // Served from below, the name has no upper entry (nor a whiteout, or it would not resolve).
-                    try stack.placeWhiteout(name, in: upperDirectory, upperIsEmpty: resolution.sources.first.map { !stack.layers[$0.layer].isUpper } ?? false)
+                    try stack.placeWhiteout(name, in: upperDirectory, upperIsEmpty: servedFromBelow)
                 } else {
                     try stack.removeUpperEntry(Spot(upperDirectory, name), resolution.top)
                 }
@@ -342,7 +338,8 @@ extension OverlayTree {
                 guard let target else { throw .noSuchFileOrDirectory }
                 try prepareDirectoryMove(target, from: (targetParent, newName), to: (sourceParent, name))
             }
-            let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, indexes: sourceParent.indexes, root: rootSources)
+            let uncovers = !exchange && stack.lowerHolds(name, in: sourceParent.sources, indexes: sourceParent.indexes,
+                                                         root: rootSources, found: source)
             // An empty directory the rename replaces is removed, as by rmdir (read before its name is taken).
             let replacedShows = exchange ? nil : target.flatMap { $0.top.isDirectory ? removedDirectoryAttributes($0) : nil }
             try upper.inDirectory(sourcePath) { old throws(Errno) in

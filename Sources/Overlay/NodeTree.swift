@@ -139,6 +139,8 @@ struct NodeView: Sendable {
     let indexes: [(any LayerListing)?]
 
     var isDetached: Bool { path == nil }
+    /// A directory removed while the kernel still holds it (a process may have it as its working directory).
+    var isRemovedDirectory: Bool { isDetached && isDirectory }
 
     /// The source that serves it. Every node has one; a node without is an impossible state, answered with EIO.
     var top: Source {

@@ -188,13 +188,12 @@ public final class OverlayTree: Sendable {
     /// A directory removed while a process still has it open (as its working directory, say): it lists empty
     /// and carries no attributes, as on the kernel's overlay and on a local filesystem, not "no such file".
     private func isRemovedDirectory(_ node: NodeID) throws(Errno) -> Bool {
-        let view = try nodes.view(node, includingDetached: true)
-        return view.isDetached && view.isDirectory
+        try nodes.view(node, includingDetached: true).isRemovedDirectory
     }
 
     public func extendedAttribute(_ id: NodeID, name: [UInt8]) throws(Errno) -> [UInt8] {
-        if try isRemovedDirectory(id) { throw .noData }
         let view = try nodes.view(id, includingDetached: true)
+        if view.isRemovedDirectory { throw .noData }
         switch name {
         case ProvenanceXattr.layer:
             return Array(view.sources.map { "\($0.layer) \(stack.layers[$0.layer].path)\n" }.joined().utf8)
@@ -209,8 +208,12 @@ public final class OverlayTree: Sendable {
     }
 
     public func extendedAttributeNames(_ id: NodeID) throws(Errno) -> [[UInt8]] {
-        if try isRemovedDirectory(id) { return [] }
-        return try backing(id, copyingUp: false) { object throws(Errno) in try object.xattrNames() }.filter { !stack.hidesXattr($0) }
+        do {
+            return try backing(id, copyingUp: false) { object throws(Errno) in try object.xattrNames() }.filter { !stack.hidesXattr($0) }
+        } catch .noSuchFileOrDirectory {
+            if try isRemovedDirectory(id) { return [] }
+            throw .noSuchFileOrDirectory
+        }
     }
 
     public func filesystemStatistics() throws(Errno) -> statvfs {

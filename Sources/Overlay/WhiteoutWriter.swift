@@ -75,10 +75,16 @@ extension LayerStack {
     }
 
     /// Whether a layer below the upper one still holds `name`, so that removing the upper entry would uncover it.
-    /// `indexes` are the parent's, parallel to `parent`.
-    func lowerHolds(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source]) -> Bool {
+    /// `indexes` are the parent's, parallel to `parent`. `found` is the name's resolution in the merged directory
+    /// when the caller has it: one that reached a lower object at this very name answers without a second lookup
+    /// (one that stopped at the upper layer or followed a redirect did not look there).
+    func lowerHolds(_ name: Name, in parent: [Source], indexes: [(any LayerListing)?] = [], root: [Source],
+                    found: Resolution? = nil) -> Bool {
         let lower = parent.indices.filter { !layers[parent[$0].layer].isUpper }
         guard !lower.isEmpty else { return false }
+        if let found, found.sources.contains(where: { source in lower.contains { parent[$0].child(name) == source } }) {
+            return true
+        }
         return (try? resolve(name, in: lower.map { parent[$0] }, indexes: lower.map { $0 < indexes.count ? indexes[$0] : nil },
                              root: root)) != nil
     }
