@@ -28,10 +28,16 @@ if [ -z "$strata" ]; then swift build -c release >/dev/null && strata=$PWD/.buil
 scratch=$(mktemp -d /tmp/strata-pjdfstest.XXXXXX)
 chmod 0755 "$scratch"
 cleanup() {
+  if [ -n "${suite:-}" ]; then kill -KILL -- "-$suite" 2>/dev/null; wait "$suite" 2>/dev/null || true; fi
   if mountpoint -q "$scratch/mnt"; then fusermount3 -u "$scratch/mnt" 2>/dev/null || umount -l "$scratch/mnt"; fi
   rm -rf "$scratch"
 }
 trap cleanup EXIT
+# A signal ends the script through exit, so the EXIT trap stops the suite and unmounts (the test's timeout
+# sends TERM). The suite runs in the background, as bash acts on a signal only once a foreground job is done,
+# and in a process group of its own, which is killed whole: prove waits for its tests, which may hang.
+trap 'exit 143' TERM
+trap 'exit 130' INT HUP
 mkdir -p "$scratch"/{l1,l2,upper,work,mnt}
 cp -a /usr/include/linux "$scratch/l1/"
 cp -a /etc/ssl "$scratch/l2/"
@@ -45,7 +51,10 @@ esac
 mkdir -p "$scratch/mnt/shared/tests" && chmod 0755 "$scratch/mnt/shared" "$scratch/mnt/shared/tests"
 log=$scratch/prove.log
 status=0
-(cd "$scratch/mnt/shared/tests" && timeout 1800 prove -r "$build/tests") > "$log" 2>&1 || status=$?
+(cd "$scratch/mnt/shared/tests" && exec setsid timeout 1800 prove -r "$build/tests") > "$log" 2>&1 &
+suite=$!
+wait "$suite" || status=$?
+suite=
 sed -n '/^Test Summary Report/,$p' "$log"
 total=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$log")
 failed=$(awk '/Failed: [0-9]+\)/ { gsub(/[^0-9]/, "", $NF); sum += $NF } END { print sum + 0 }' "$log")
