@@ -118,6 +118,8 @@ public struct OpenHandle: Sendable {
 /// Data for a read reply: a range of a descriptor is spliced to the kernel without passing through memory.
 public enum ReadData: Sendable {
     case descriptor(CInt, offset: Int64, size: Int)
+    /// A descriptor the reply closes once the data is sent (one the server made for this read alone).
+    case ownDescriptor(CInt, offset: Int64, size: Int)
     case bytes([UInt8])
 }
 
@@ -138,4 +140,8 @@ public struct Capabilities: OptionSet, Sendable {
     /// The server needs no OPENDIR or RELEASEDIR: FuseKit answers opendir with ENOSYS, after which the kernel
     /// sends neither and keeps directory listings in its cache.
     public static let noOpendirSupport = Capabilities(rawValue: 1 << 24)
+    /// The server needs no OPEN for files: FuseKit answers open with ENOSYS, after which the kernel opens files
+    /// by itself, sends no RELEASE, keeps their pages from one open to the next, and passes handle 0 (no handle)
+    /// wherever a request names an open file.
+    public static let noOpenSupport = Capabilities(rawValue: 1 << 17)
 }

@@ -91,6 +91,7 @@ extension fuse_lowlevel_ops {
         ops.open = { request, node, info in
             respond(request, .open) { fs, context throws(Errno) in
                 let info = try present(info)
+                if let request, Dispatcher.of(request).has(.noOpenSupport) { throw .noFunction }
                 return .open(try fs.open(context, node: node, flags: info.pointee.flags), info)
             }
         }

@@ -56,14 +56,21 @@ struct Reply: ~Copyable {
     consuming func data(_ data: ReadData) {
         switch data {
         case let .descriptor(fd, offset, size):
-            let flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
-            var vector = fuse_bufvec(count: 1, idx: 0, off: 0,
-                                     buf: (fuse_buf(size: size, flags: flags, mem: nil, fd: fd, pos: off_t(offset))))
-            fuse_reply_data(request, &vector, FUSE_BUF_SPLICE_MOVE)
+            Self.splice(request, fd, offset, size)
+        case let .ownDescriptor(fd, offset, size):
+            Self.splice(request, fd, offset, size)
+            close(fd)
         case let .bytes(bytes):
             bytes.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         }
         discard self
+    }
+
+    private static func splice(_ request: fuse_req_t, _ fd: CInt, _ offset: Int64, _ size: Int) {
+        let flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
+        var vector = fuse_bufvec(count: 1, idx: 0, off: 0,
+                                 buf: (fuse_buf(size: size, flags: flags, mem: nil, fd: fd, pos: off_t(offset))))
+        fuse_reply_data(request, &vector, FUSE_BUF_SPLICE_MOVE)
     }
 
     consuming func created(_ entry: Entry, _ handle: OpenHandle, _ info: UnsafeMutablePointer<fuse_file_info>) {

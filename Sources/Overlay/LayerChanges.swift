@@ -31,6 +31,7 @@ extension OverlayTree {
     /// resolves each name afresh, as if the stack had just been mounted.
     public func layersChanged(_ changes: some Collection<LayerChange>) -> KernelInvalidation {
         DirectoryChanges.happened()
+        defer { readDescriptors.dropAll() }
         var names: [Prefetch.Key: Set<Name>] = [:]
         var objects: Set<Prefetch.Key> = []
         /// Directories whose every name may look different now (an opaque marker came or went).
@@ -90,6 +91,7 @@ extension OverlayTree {
     /// holds, and those the fresh listings show (which it may have cached as absent).
     public func refresh(_ node: NodeID, below: Bool = true) -> KernelInvalidation {
         DirectoryChanges.happened()
+        defer { readDescriptors.dropAll() }
         var invalidation = KernelInvalidation()
         invalidation.nodes.append(node)
         guard let path = try? nodes.view(node).path else { return invalidation }

@@ -4,12 +4,14 @@ import Synchronization
 import SystemPackage
 
 /// The merged view of a layer stack, addressed by node ids: what a FUSE server (or a test) asks of an overlay.
-/// Keeps no descriptor per node; every call opens what it needs beneath the layer roots.
+/// Keeps no descriptor per node (but the bounded few a mount without an upper layer reads through); every call
+/// opens what it needs beneath the layer roots.
 public final class OverlayTree: Sendable {
     public let stack: LayerStack
     let nodes: NodeTree
     let locks = ChangeLocks()
     let listings = ListingCache()
+    let readDescriptors = ReadDescriptors()
     let watchHooks = WatchHooks()
     /// `-o watch` is on: layers are expected to change underneath, so opens check that a lower file is still the
     /// one its node stands for (an fstat each, which a mount without a watch does not pay).
@@ -101,6 +103,7 @@ public final class OverlayTree: Sendable {
         let released = nodes.forget(node, lookups: lookups)
         if !released.isEmpty {
             listings.drop(released)
+            readDescriptors.drop(released)
             stack.prefetch.cancel(released)
             watchHooks.forgot(released)
         }
@@ -153,6 +156,15 @@ public final class OverlayTree: Sendable {
         if let directory = source.path.parent { stack.prefetch.opened(fileIn: Prefetch.Key(layer: source.layer, path: directory)) }
         return FileDescriptor(rawValue: fd)
     }
+
+    /// A descriptor of the node's data for one read, which the caller closes: for a kernel that opens files
+    /// without asking (a mount with no upper layer), which names no open file in its reads.
+    public func readDescriptor(_ node: NodeID) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try readDescriptors.descriptor(node) { () throws(Errno) in try openForReading(node).rawValue })
+    }
+
+    /// No upper layer: nothing on the mount can change, so the kernel may open files without asking.
+    public var isReadOnly: Bool { stack.upper == nil }
 
     /// The merged listing, with "." and ".." first, as `readdir` returns it: kept per directory node until the
     /// directory changes, so that offsets into it stay valid from one readdir to the next without a handle.

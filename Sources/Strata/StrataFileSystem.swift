@@ -30,7 +30,9 @@ public final class StrataFileSystem: FileSystem {
         self.acl = acl
         self.timeout = timeout
         self.skipSync = skipSync
-        self.writeback = writeback
+        // Nothing is written through a mount without an upper layer, and with the writeback cache on the kernel
+        // forgets a file's block count at every close (`fuse_flush`), so each stat after it would ask again.
+        self.writeback = writeback && !tree.isReadOnly
     }
 
     /// Readdirplus for every part of a listing, not only the first (the kernel's READDIRPLUS_AUTO heuristic):
@@ -41,6 +43,11 @@ public final class StrataFileSystem: FileSystem {
         var wanted: Capabilities = [.spliceRead, .spliceWrite, .spliceMove, .readdirPlus, .cacheSymlinks, .noOpendirSupport]
         if writeback { wanted.insert(.writebackCache) }
         if acl { wanted.insert(.posixACL) }
+        // Opening costs two round trips per file (OPEN, RELEASE) that a mount with nothing to copy up can skip:
+        // the kernel then opens by itself and keeps each file's pages across opens (README, "What each lever
+        // bought"). Not with an upper layer: there opening for writing copies up
+        // (as on the kernel's overlay), and a copy-up's error (a full disk) belongs to open, not to a later write.
+        if tree.isReadOnly { wanted.insert(.noOpenSupport) }
         return wanted
     }
 
@@ -67,7 +74,7 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func attributes(node: UInt64, handle: UInt64?) throws(Errno) -> Attributes {
-        Attributes(try tree.attributes(of: NodeID(node), descriptor: handle.map { CInt(truncatingIfNeeded: $0) }), timeout: timeout)
+        Attributes(try tree.attributes(of: NodeID(node), descriptor: descriptor(handle)), timeout: timeout)
     }
 
     public func readlink(node: UInt64) throws(Errno) -> [UInt8] {
@@ -83,7 +90,23 @@ public final class StrataFileSystem: FileSystem {
     }
 
     public func read(node: UInt64, handle: UInt64, size: Int, offset: Int64) throws(Errno) -> ReadData {
-        .descriptor(CInt(truncatingIfNeeded: handle), offset: offset, size: size)
+        guard let fd = descriptor(handle) else {
+            return .ownDescriptor(try tree.readDescriptor(NodeID(node)).rawValue, offset: offset, size: size)
+        }
+        return .descriptor(fd, offset: offset, size: size)
+    }
+
+    /// The backing descriptor a request names; handle 0 names none (a file the kernel opened without asking,
+    /// see `capabilities`): descriptor 0 is the daemon's stdin, never a file it opened.
+    private func descriptor(_ handle: UInt64?) -> CInt? {
+        guard let handle, handle != 0 else { return nil }
+        return CInt(truncatingIfNeeded: handle)
+    }
+
+    /// A descriptor for a request that must have one: a file opened without asking is only ever read.
+    private func required(_ handle: UInt64) throws(Errno) -> CInt {
+        guard let fd = descriptor(handle) else { throw .badFileDescriptor }
+        return fd
     }
 
     public func release(node: UInt64, handle: UInt64) {
@@ -204,16 +227,18 @@ public final class StrataFileSystem: FileSystem {
         engine.size = changes.size
         engine.access = changes.access
         engine.modification = changes.modification
-        return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: handle.map { CInt(truncatingIfNeeded: $0) }), timeout: timeout)
+        return Attributes(try tree.setAttributes(NodeID(node), engine, descriptor: descriptor(handle)), timeout: timeout)
     }
 
     public func write(node: UInt64, handle: UInt64, data: WriteData, offset: Int64) throws(Errno) -> Int {
         tree.noteOwnChange(of: NodeID(node))
-        return try data.write(to: CInt(truncatingIfNeeded: handle), at: offset)
+        return try data.write(to: try required(handle), at: offset)
     }
 
     public func synchronize(node: UInt64, handle: UInt64, dataOnly: Bool) throws(Errno) {
-        if !skipSync { try OpenFile.synchronize(CInt(truncatingIfNeeded: handle), dataOnly: dataOnly) }
+        // A file opened without asking was only read: nothing of it to sync.
+        guard !skipSync, let fd = descriptor(handle) else { return }
+        try OpenFile.synchronize(fd, dataOnly: dataOnly)
     }
 
     public func synchronizeDirectory(node: UInt64, dataOnly: Bool) throws(Errno) {
@@ -230,7 +255,7 @@ public final class StrataFileSystem: FileSystem {
 
     public func allocate(node: UInt64, handle: UInt64, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
         tree.noteOwnChange(of: NodeID(node))
-        try OpenFile.allocate(CInt(truncatingIfNeeded: handle), mode: mode, offset: offset, length: length)
+        try OpenFile.allocate(try required(handle), mode: mode, offset: offset, length: length)
     }
 
     /// SEEK_DATA and SEEK_HOLE. With the writeback cache the kernel may hold data the backing file has not
@@ -238,13 +263,17 @@ public final class StrataFileSystem: FileSystem {
     /// from its own idea of the size, which is always right (it reports no holes).
     public func seek(node: UInt64, handle: UInt64, offset: Int64, whence: Int32) throws(Errno) -> Int64 {
         if writeback { throw .noFunction }
-        return try OpenFile.seek(CInt(truncatingIfNeeded: handle), offset: offset, whence: whence)
+        if let fd = descriptor(handle) { return try OpenFile.seek(fd, offset: offset, whence: whence) }
+        let fd = try tree.readDescriptor(NodeID(node)).rawValue
+        defer { close(fd) }
+        return try OpenFile.seek(fd, offset: offset, whence: whence)
     }
 
     public func copyRange(from: (node: UInt64, handle: UInt64, offset: Int64), to: (node: UInt64, handle: UInt64, offset: Int64),
                           length: Int, flags: Int32) throws(Errno) -> Int {
         tree.noteOwnChange(of: NodeID(to.node))
-        return try OpenFile.copyRange(from: CInt(truncatingIfNeeded: from.handle), at: from.offset, to: CInt(truncatingIfNeeded: to.handle), at: to.offset, length: length)
+        return try OpenFile.copyRange(from: try required(from.handle), at: from.offset, to: try required(to.handle), at: to.offset,
+                                      length: length)
     }
 
     private func entry(_ found: OverlayTree.Entry) -> Entry {

@@ -44,4 +44,33 @@ final class CachingTests: XCTestCase {
         let stats = try caused(mnt) { Shell.bash("find \(mnt) -size +100 >/dev/null; du -s \(mnt) >/dev/null") }
         XCTAssertEqual(stats, [:], "stat-ing every file after a walk is answered by the kernel: \(stats)")
     }
+
+    /// With no upper layer nothing is copied up, so the kernel opens files without asking: reading a file
+    /// sends no OPEN or RELEASE, reading it again sends nothing at all, and the daemon keeps no more descriptors than
+    /// its bound (a quarter of its descriptor limit, here 256 / 4) however many files are read.
+    func testReadOnlyMountReadsFilesWithoutOpening() throws {
+        let stack = scratch.makeStack("stack")
+        let mnt = scratch.sub("mnt")
+        Shell.bash("mkdir -p \(mnt) \(stack)/l3/wide && for i in $(seq 1 300); do echo \"file $i\" > \(stack)/l3/wide/file-$i; done")
+        let mounted = Shell.run(["bash", "-c", "ulimit -n 256 && exec \(Paths.strata) -o lowerdir=\(stack)/l1:\(stack)/l2:\(stack)/l3 \(mnt)"],
+                                timeout: 30)
+        XCTAssertEqual(mounted.status, 0, mounted.error)
+        defer { Mounts.unmount(mnt) }
+        let expected = Shell.bash("cd \(stack)/l3/wide && cat $(ls | sort -V) | md5sum")
+        var shown = ""
+        let cold = try caused(mnt) { shown = Shell.bash("cd \(mnt)/wide && cat $(ls | sort -V) | md5sum") }
+        XCTAssertEqual(shown, expected, "every file reads as in its layer")
+        XCTAssertNil(cold["RELEASE"], "\(cold)")
+        XCTAssertLessThanOrEqual(cold["OPEN"] ?? 0, 1, "open is answered ENOSYS once: \(cold)")
+        XCTAssertGreaterThanOrEqual(cold["READ"] ?? 0, 300, "\(cold)")
+        let warm = try caused(mnt) { shown = Shell.bash("cd \(mnt)/wide && cat $(ls | sort -V) | md5sum") }
+        XCTAssertEqual(shown, expected)
+        // Nor a GETATTR: without the writeback cache (nothing to write) a close leaves the attributes valid.
+        XCTAssertEqual(warm, [:], "the kernel kept every file's pages and attributes: \(warm)")
+        let pid = Shell.bash("pgrep -n -f 'strata -o .* \(mnt)$'").trimmingCharacters(in: .whitespacesAndNewlines)
+        let descriptors = Int(Shell.bash("ls /proc/\(pid)/fd | wc -l").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        XCTAssertGreaterThan(descriptors, 0)
+        XCTAssertLessThan(descriptors, 64 + 40, "the kept descriptors stay within their bound")
+        XCTAssertEqual(Shell.bash("head -c 6 \(mnt)/wide/file-7"), "file 7", "a file read again after its descriptor went")
+    }
 }
