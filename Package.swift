@@ -17,9 +17,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
-        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("uring")]),
         .target(name: "FuseKit", dependencies: [
-            "CFuse3",
+            "CFuse3", "CLinux",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "Overlay", dependencies: [

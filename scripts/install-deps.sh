@@ -4,7 +4,7 @@ set -euo pipefail
 # podman, runc and busybox-static serve the end-to-end container test; skopeo, umoci, docker-registry and
 # curl the image round trip through a registry.
 # stress-ng runs two of its filesystem stressors through a mount; tmux is the terminal `strata explore` is tested in; man-db renders the man page.
-packages=(libfuse3-dev libarchive-dev libncurses-dev tmux man-db bsdextrautils fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static
+packages=(libfuse3-dev liburing-dev libarchive-dev libncurses-dev tmux man-db bsdextrautils fuse3 pkg-config attr acl python3 util-linux fuse-overlayfs podman runc busybox-static
   skopeo umoci docker-registry curl stress-ng)
 missing=()
 for package in "${packages[@]}"; do

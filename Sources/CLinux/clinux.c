@@ -8,6 +8,11 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <liburing.h>
 #include <stddef.h>
 #include <sys/syscall.h>
 #include <errno.h>
@@ -80,7 +85,13 @@ ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *
     return copy_file_range(fd_in, (off64_t *)off_in, fd_out, (off64_t *)off_out, len, flags);
 }
 
+ssize_t CLinux_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags) {
+    return splice(fd_in, (loff_t *)off_in, fd_out, (loff_t *)off_out, len, flags);
+}
+
 int CLinux_ficlone(int dest_fd, int src_fd) { return ioctl(dest_fd, FICLONE, src_fd); }
+
+int CLinux_set_affinity(size_t size, const void *mask) { return sched_setaffinity(0, size, (const cpu_set_t *)mask); }
 
 int CLinux_fallocate(int fd, int mode, int64_t offset, int64_t length) { return fallocate(fd, mode, offset, length); }
 
@@ -181,5 +192,71 @@ int CLinux_filesystem_id(int fd, uint64_t *id) {
     uint32_t words[2];
     memcpy(words, &buffer.f_fsid, sizeof words);
     *id = (uint64_t)words[0] | (uint64_t)words[1] << 32;
+    return 0;
+}
+
+_Static_assert(__builtin_offsetof(struct CLinux_fuse_uring_req_header, op_in) == CLinux_FUSE_URING_OP_IN_OFFSET, "op_in");
+_Static_assert(__builtin_offsetof(struct CLinux_fuse_uring_req_header, ring_ent_in_out) == CLinux_FUSE_URING_ENTRY_OFFSET,
+               "ring_ent_in_out");
+
+struct CLinux_fuse_uring_cmd_req {
+    uint64_t flags;
+    uint64_t commit_id;
+    uint16_t qid;
+    uint8_t padding[6];
+};
+
+void *CLinux_ring_create(unsigned int entries) {
+    struct io_uring *ring = calloc(1, sizeof *ring);
+    if (!ring) return NULL;
+    struct io_uring_params params = { .flags = IORING_SETUP_SQE128 };
+    int made = io_uring_queue_init_params(entries, ring, &params);
+    if (made < 0) {
+        free(ring);
+        errno = -made;
+        return NULL;
+    }
+    return ring;
+}
+
+void CLinux_ring_destroy(void *ring) {
+    io_uring_queue_exit(ring);
+    free(ring);
+}
+
+int CLinux_ring_fuse_command(void *ring, int fd, unsigned int command, const struct iovec *buffers, unsigned int count,
+                             uint16_t queue, uint64_t commit_id, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (!sqe) return -EBUSY;
+    memset(sqe, 0, 128);
+    sqe->opcode = IORING_OP_URING_CMD;
+    sqe->fd = fd;
+    sqe->cmd_op = command;
+    sqe->addr = (uint64_t)(uintptr_t)buffers;
+    sqe->len = count;
+    struct CLinux_fuse_uring_cmd_req *request = (struct CLinux_fuse_uring_cmd_req *)sqe->cmd;
+    request->qid = queue;
+    request->commit_id = commit_id;
+    sqe->user_data = user_data;
+    int submitted = io_uring_submit(ring);
+    return submitted < 0 ? submitted : 0;
+}
+
+int CLinux_ring_poll(void *ring, int fd, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_poll_add(sqe, fd, POLLIN);
+    sqe->user_data = user_data;
+    int submitted = io_uring_submit(ring);
+    return submitted < 0 ? submitted : 0;
+}
+
+int CLinux_ring_wait(void *ring, int32_t *result, uint64_t *user_data) {
+    struct io_uring_cqe *cqe = NULL;
+    int waited = io_uring_wait_cqe(ring, &cqe);
+    if (waited < 0) return waited;
+    *result = cqe->res;
+    *user_data = cqe->user_data;
+    io_uring_cqe_seen(ring, cqe);
     return 0;
 }

@@ -10,14 +10,21 @@ final class Dispatcher: Sendable {
     let statistics: RequestStatistics
     /// What the kernel agreed to at init.
     let granted = Atomic<UInt32>(0)
+    /// The connection's traffic with the kernel, where FuseKit takes it over from libfuse.
+    let device: DeviceIO
 
-    init(_ fileSystem: any FileSystem, statistics: RequestStatistics) {
+    init(_ fileSystem: any FileSystem, statistics: RequestStatistics, device: DeviceIO) {
         self.fileSystem = fileSystem
         self.statistics = statistics
+        self.device = device
     }
 
     static func of(_ request: fuse_req_t) -> Dispatcher {
-        Unmanaged<Dispatcher>.fromOpaque(fuse_req_userdata(request)).takeUnretainedValue()
+        from(fuse_req_userdata(request))
+    }
+
+    static func from(_ userdata: UnsafeMutableRawPointer) -> Dispatcher {
+        Unmanaged<Dispatcher>.fromOpaque(userdata).takeUnretainedValue()
     }
 
     func has(_ capability: Capabilities) -> Bool {

@@ -28,7 +28,14 @@ public final class RequestStatistics: Sendable {
 
     private let counters = Opcode.allCases.map { _ in Counter() }
 
+    /// Requests that came through FUSE over io_uring (`RingPool`) rather than the device.
+    private let throughRings = Atomic<UInt64>(0)
+
     public init() {}
+
+    public var ringRequests: UInt64 { throughRings.load(ordering: .relaxed) }
+
+    func recordRing() { throughRings.wrappingAdd(1, ordering: .relaxed) }
 
     public struct Row: Sendable {
         public let opcode: Opcode

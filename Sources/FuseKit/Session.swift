@@ -12,7 +12,9 @@ public final class Session {
     private var mounted = false
 
     /// `mountOptions` are libfuse's `-o` options (allow_other, fsname=…, ro, …); libfuse rejects unknown ones.
-    public init(fileSystem: any FileSystem, statistics: RequestStatistics, mountOptions: [String], debug: Bool) throws(SessionError) {
+    /// `rings`: serve requests through FUSE over io_uring where the kernel offers it (`RingPool`).
+    public init(fileSystem: any FileSystem, statistics: RequestStatistics, mountOptions: [String], debug: Bool,
+                rings: Bool = false) throws(SessionError) {
         var arguments = ["strata"]
         if !mountOptions.isEmpty { arguments += ["-o", mountOptions.joined(separator: ",")] }
         if debug { arguments.append("-d") }
@@ -25,7 +27,8 @@ public final class Session {
         argv[arguments.count] = nil
         var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
 
-        let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem, statistics: statistics))
+        let pool = rings ? RingPool(threadsPerQueue: 2, statistics: statistics) : nil
+        let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem, statistics: statistics, device: DeviceIO(rings: pool)))
         var ops = fuse_lowlevel_ops.dispatching()
         guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size,
                                              dispatcher.toOpaque()) else {
@@ -33,6 +36,7 @@ public final class Session {
             throw SessionError(description: "libfuse refused the mount options: \(mountOptions.joined(separator: ","))")
         }
         fuse_opt_free_args(&args)
+        pool?.attach(session)
         self.session = session
         self.dispatcher = dispatcher
     }
@@ -51,6 +55,8 @@ public final class Session {
             throw SessionError(description: "\(mountpoint): mounting failed")
         }
         mounted = true
+        // Without the hooks the connection is served as libfuse serves it alone: through the device.
+        _ = DeviceIO.install(session)
     }
 
     /// Without `foreground`, forks: the calling process exits 0 once the child is running, so whoever started
@@ -73,9 +79,11 @@ public final class Session {
         return fuse_session_loop_mt(session, config) >= 0
     }
 
+    /// Unmounts, and then waits for the ring threads, which the kernel releases once the connection is gone.
     public func unmount() {
         if mounted { fuse_session_unmount(session) }
         mounted = false
+        dispatcher.takeUnretainedValue().device.rings?.join()
     }
 
     /// libfuse installs its handlers only where a signal has its default action and unblocks nothing, while a

@@ -198,6 +198,8 @@ final class Prefetch: Sendable {
     }
 
     private func run() {
+        // Started from whichever request first asked for read-ahead, possibly on a thread pinned to one CPU.
+        Sys.runOnAnyCPU()
         while true {
             pending.wait()
             let next: Job?? = state.withLock { state in state.stopped ? nil : .some(state.next()) }

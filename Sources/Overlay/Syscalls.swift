@@ -162,6 +162,14 @@ enum Sys {
         }
     }
 
+    /// Lets the calling thread run on every CPU the process may use. A thread inherits its creator's CPU mask,
+    /// and the threads that serve FUSE over io_uring are each pinned to one CPU.
+    static func runOnAnyCPU() {
+        var all = cpu_set_t()
+        withUnsafeMutableBytes(of: &all) { bytes in for index in bytes.indices { bytes[index] = 0xFF } }
+        _ = CLinux_set_affinity(MemoryLayout<cpu_set_t>.size, &all)
+    }
+
     /// Waits up to `milliseconds` for `fd` to be readable.
     static func waitReadable(_ fd: CInt, milliseconds: CInt) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -12,6 +12,8 @@ public struct MountOptions: Equatable, Sendable {
     public var timeout: Double = 1_000_000_000
     /// Serve on several threads (the default); `threaded=0` serves on one.
     public var threaded = true
+    /// `io_uring=0` serves through the device alone, even where the kernel offers FUSE over io_uring.
+    public var rings = true
     /// Forced whiteout form (`whiteout=chardev|file`); nil writes what the kernel writes.
     public var whiteout: Whiteout.Format?
     /// `volatile` or `fsync=0`: no syncs, neither the callers' nor copy-up's.
@@ -121,6 +123,9 @@ public struct MountOptions: Equatable, Sendable {
         case let ("threaded", value?):
             guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
             threaded = value == "1"
+        case let ("io_uring", value?):
+            guard value == "0" || value == "1" else { throw .invalid(option: option, reason: "expected 0 or 1") }
+            rings = value == "1"
         case (_, nil) where Self.fuseFlags.contains(key), (_, .some) where Self.fuseValues.contains(key):
             fuseOptions.removeAll { $0 == key || $0.hasPrefix(key + "=") }
             fuseOptions.append(option)

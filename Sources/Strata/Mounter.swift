@@ -30,7 +30,8 @@ public enum Mounter {
         let fileSystem = StrataFileSystem(tree: tree, statistics: statistics, timeout: plan.options.timeout,
                                           skipSync: plan.options.skipSync, writeback: plan.options.writeback, acl: plan.options.acl)
         do {
-            let session = try Session(fileSystem: fileSystem, statistics: statistics, mountOptions: plan.fuseOptions, debug: debug)
+            let session = try Session(fileSystem: fileSystem, statistics: statistics, mountOptions: plan.fuseOptions, debug: debug,
+                                      rings: plan.options.threaded && plan.options.rings)
             try session.mount(at: plan.mountpoint)
             session.detach(foreground: foreground || debug)
             if !(foreground || debug) { DaemonLog.detach() }

@@ -146,7 +146,7 @@ public final class StrataFileSystem: FileSystem {
 
     public func extendedAttribute(node: UInt64, name: [UInt8]) throws(Errno) -> [UInt8] {
         if node == NodeID.root.rawValue, name == ControlAttribute.statistics {
-            return StatisticsText(rows: statistics.rows, nodes: tree.nodeCount, watch: invalidator.method.withLock { $0 }).bytes
+            return StatisticsText(statistics, nodes: tree.nodeCount, watch: invalidator.method.withLock { $0 }).bytes
         }
         if name == ControlAttribute.refresh || name == ControlAttribute.refreshEntries {
             // Answered once the kernel has dropped what it held, so that `strata refresh` returns after it.

@@ -52,6 +52,7 @@ struct MountOptionList: ExpressibleByArgument {
         ("workdir=DIR", "Scratch directory on the same filesystem as upperdir."),
         ("timeout=SECONDS", "How long the kernel caches names and attributes (default: forever)."),
         ("threaded=0|1", "Serve requests on several threads (default 1)."),
+        ("io_uring=0|1", "Serve requests through FUSE over io_uring, on threads pinned to each CPU, where the kernel offers it (Linux 6.14+, /sys/module/fuse/parameters/enable_uring; default 1; threaded=0 serves through the device)."),
         ("whiteout=chardev|file", "Force the whiteout form written (default: as the kernel writes)."),
         ("volatile, fsync=0", "Skip syncs (callers' fsync, and the sync of each copy-up)."),
         ("writeback=0|1", "The kernel's writeback cache (default 1)."),

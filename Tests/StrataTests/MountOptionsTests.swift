@@ -23,6 +23,14 @@ final class MountOptionsTests: XCTestCase {
         XCTAssertEqual(options.warnings, ["unknown option ignored: bogus"])
     }
 
+    func testRingOption() throws {
+        XCTAssertTrue(try MountOptions(parsing: ["lowerdir=/a"]).rings)
+        XCTAssertFalse(try MountOptions(parsing: ["io_uring=0"]).rings)
+        XCTAssertThrowsError(try MountOptions(parsing: ["io_uring=yes"])) { error in
+            XCTAssertTrue("\(error)".contains("io_uring=yes"), "\(error)")
+        }
+    }
+
     func testBadTimeoutNamesTheOption() {
         XCTAssertThrowsError(try MountOptions(parsing: ["timeout=soon"])) { error in
             XCTAssertTrue("\(error)".contains("timeout=soon"))
@@ -86,14 +94,16 @@ final class MountRequestTests: XCTestCase {
 
 final class StatisticsTextTests: XCTestCase {
     func testReadsBackWhatTheDaemonAnswers() throws {
-        let text = StatisticsText(requests: [.init(opcode: "LOOKUP", calls: 3, errors: 1, nanoseconds: 4500)], nodes: 7, watch: "off")
+        let text = StatisticsText(requests: [.init(opcode: "LOOKUP", calls: 3, errors: 1, nanoseconds: 4500)], nodes: 7, watch: "off",
+                                  ringRequests: 2)
         let read = try XCTUnwrap(StatisticsText(String(decoding: text.bytes, as: UTF8.self)))
         XCTAssertEqual(read, text)
         XCTAssertEqual(read.requests.first?.opcode, "LOOKUP")
+        XCTAssertEqual(read.ringRequests, 2)
     }
 
     func testAnotherAnswerIsNone() {
-        for answer in ["", "{\"nodes\": 1}", "LOOKUP 1 0\nnodes 1\nwatch off\n", "nodes 1\n"] {
+        for answer in ["", "{\"nodes\": 1}", "LOOKUP 1 0\nnodes 1\nwatch off\nrings 0\n", "nodes 1\n", "nodes 1\nwatch off\n"] {
             XCTAssertNil(StatisticsText(answer), answer)
         }
     }

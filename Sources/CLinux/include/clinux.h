@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
 
 extern const int CLinux_O_PATH;
 extern const int CLinux_O_DIRECTORY;
@@ -42,6 +44,9 @@ int CLinux_fchmodat2(int dirfd, const char *path, unsigned int mode, int flags);
 int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);
 int CLinux_ficlone(int dest_fd, int src_fd);
+ssize_t CLinux_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
+/// sched_setaffinity(2) of the calling thread; `mask` is a cpu_set_t of `size` bytes.
+int CLinux_set_affinity(size_t size, const void *mask);
 int CLinux_fallocate(int fd, int mode, int64_t offset, int64_t length);
 
 ssize_t CLinux_lgetxattr(const char *path, const char *name, void *value, size_t size);
@@ -90,4 +95,46 @@ int CLinux_fanotify_mark_filesystem(int fd, const char *path);
 /// open_by_handle_at(2) of a handle fanotify reported (type and bytes), as O_PATH, through `mount_fd` (any
 /// descriptor on that filesystem).
 int CLinux_open_by_handle(int mount_fd, int type, const unsigned char *handle, unsigned int length);
+
+// FUSE over io_uring: the kernel's uapi (linux/fuse.h 7.42, Linux 6.14), which Debian 12's headers (7.38) and
+// libfuse 3.14 predate, and liburing's calls for one ring, behind an opaque pointer.
+#define CLinux_FUSE_OVER_IO_URING (1ULL << 41)
+enum {
+    CLinux_FUSE_IO_URING_CMD_REGISTER = 1,
+    CLinux_FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2,
+};
+
+struct CLinux_fuse_uring_ent_in_out {
+    uint64_t flags;
+    uint64_t commit_id;
+    uint32_t payload_sz;
+    uint32_t padding;
+    uint64_t reserved;
+};
+
+/// A ring entry's header buffer: the fuse_in_header (replying, the fuse_out_header), the request's per-opcode
+/// header, and the entry's own fields.
+struct CLinux_fuse_uring_req_header {
+    char in_out[128];
+    char op_in[128];
+    struct CLinux_fuse_uring_ent_in_out ring_ent_in_out;
+};
+
+enum {
+    CLinux_FUSE_URING_IN_OUT_OFFSET = 0,
+    CLinux_FUSE_URING_OP_IN_OFFSET = 128,
+    CLinux_FUSE_URING_ENTRY_OFFSET = 256,
+};
+
+/// A ring with 128-byte SQEs (the size FUSE's commands need), or NULL with errno set.
+void *CLinux_ring_create(unsigned int entries);
+void CLinux_ring_destroy(void *ring);
+/// Submits one FUSE ring command on the device `fd`: REGISTER (with the entry's `buffers`, `count` of them)
+/// or COMMIT_AND_FETCH of `commit_id`. Returns 0, or a negative errno.
+int CLinux_ring_fuse_command(void *ring, int fd, unsigned int command, const struct iovec *buffers, unsigned int count,
+                             uint16_t queue, uint64_t commit_id, uint64_t user_data);
+/// Submits a one-shot poll for `fd` becoming readable. Returns 0, or a negative errno.
+int CLinux_ring_poll(void *ring, int fd, uint64_t user_data);
+/// Waits for the next completion. Returns 0 (with its result and user data), or a negative errno (EINTR).
+int CLinux_ring_wait(void *ring, int32_t *result, uint64_t *user_data);
 #endif

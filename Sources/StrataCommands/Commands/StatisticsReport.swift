@@ -18,6 +18,8 @@ public struct StatisticsReport: Codable, Sendable {
     public var nodes: Int
     /// How layer changes underneath are seen: "fanotify", "inotify" or "off" (`-o watch`).
     public var watch: String?
+    /// Requests that came through FUSE over io_uring rather than the device.
+    public var ringRequests: UInt64?
 
     init(_ text: StatisticsText) {
         requests = text.requests.map {
@@ -25,6 +27,7 @@ public struct StatisticsReport: Codable, Sendable {
         }
         nodes = text.nodes
         watch = text.watch
+        ringRequests = text.ringRequests
     }
 
     public struct Failure: Error, CustomStringConvertible {
@@ -45,6 +48,7 @@ public struct StatisticsReport: Codable, Sendable {
         }
         let total = report.requests.reduce(0) { $0 + $1.calls }
         return style.table(["OPCODE", "CALLS", "ERRORS", "SECONDS", "MEAN_US"], rows)
-            + (style.aligned ? "\(total) requests; \(report.nodes) nodes held; layers watched: \(report.watch ?? "off")\n" : "")
+            + (style.aligned ? "\(total) requests, \(report.ringRequests ?? 0) of them through io_uring; \(report.nodes) nodes held; "
+                + "layers watched: \(report.watch ?? "off")\n" : "")
     }
 }
