@@ -13,7 +13,9 @@
 # mounts the main stack's lower layers alone (read-only on every filesystem) and reads it all once, untimed.
 # Strata runs as it does by default (several threads, copy-ups synced); strata-volatile skips the copy-up syncs
 # and strata-metacopy copies up metadata only for metadata changes (metacopy=on); strata-watch walks with
-# `-o watch` on (nothing changing), against Strata without it.
+# `-o watch` on (nothing changing), against Strata without it; strata-device serves through /dev/fuse alone
+# (`io_uring=0`), against Strata, which serves through FUSE over io_uring: the kernel's switch for it
+# (/sys/module/fuse/parameters/enable_uring, off by default) is turned on for the run and put back after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -96,6 +98,7 @@ mount_fs() { # mount_fs NAME [STACK]
     strata-volatile) "$strata" -o "$layers,volatile" "$mnt" ;;
     strata-metacopy) "$strata" -o "$layers,metacopy=on" "$mnt" ;;
     strata-watch) "$strata" -o "$layers,watch" "$mnt" ;;
+    strata-device) "$strata" -o "$layers,io_uring=0" "$mnt" ;;
     fuse-overlayfs) fuse-overlayfs -o "$layers" "$mnt" 2>/dev/null ;;
     kernel) mount -t overlay overlay -o "$layers" "$mnt" ;;
   esac
@@ -182,7 +185,11 @@ measure() { # measure FS WORKLOAD: sets $elapsed and $answered (runs in this she
   unmount_fs "$1"
 }
 
-trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; rm -rf "$trash"; true' EXIT
+uring=/sys/module/fuse/parameters/enable_uring
+uring_was=$(cat "$uring" 2>/dev/null || true)
+if [ -w "$uring" ]; then echo Y > "$uring"; else echo "this kernel has no FUSE over io_uring: strata serves through the device" >&2; fi
+trap 'mountpoint -q "$mnt" && { fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"; }; rm -rf "$trash"
+  [ -n "$uring_was" ] && echo "$uring_was" > "$uring"; true' EXIT
 rm -rf "$trash"
 for tool in bc fio; do command -v $tool >/dev/null || apt-get install -y -qq $tool >/dev/null; done
 build_layers
@@ -202,6 +209,7 @@ for round in $(seq "$rounds"); do
   for workload in "${workloads[@]}"; do
     extra=(); copies_up "$workload" && extra=(strata-volatile); changes_metadata "$workload" && extra+=(strata-metacopy)
     watched "$workload" && extra+=(strata-watch)
+    extra+=(strata-device)
     # Each round starts with a different filesystem: the first one measured after the previous workload can pay
     # for what it left (Strata's copy-up took 3.10 s right after the kernel's 1 GiB write, 2.37 s alone), and a
     # fixed order put that on Strata every time.
@@ -219,8 +227,8 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
-printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | requests | strata-volatile / fuse-overlayfs | strata-metacopy / fuse-overlayfs, / kernel | strata-watch / strata |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| workload | strata (s) | fuse-overlayfs (s) | kernel (s) | strata / fuse-overlayfs | strata / kernel | requests | strata-volatile / fuse-overlayfs | strata-metacopy / fuse-overlayfs, / kernel | strata-watch / strata | strata / strata-device |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for workload in "${workloads[@]}"; do
   s=$(median <<<"${results["$workload|strata"]}")
   f=$(median <<<"${results["$workload|fuse-overlayfs"]}")
@@ -232,8 +240,9 @@ for workload in "${workloads[@]}"; do
     mc=$(median <<<"${results["$workload|strata-metacopy"]}")
     m="$(ratio "$mc" "$f"), $(ratio "$mc" "$k")"
   fi
-  printf '| %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s |\n' "$workload" "$s" "$f" "$k" "$(ratio "$s" "$f")" \
-    "$(ratio "$s" "$k")" "$(median <<<"${counts["$workload"]}")" "$v" "$m" "$w"
+  d=$(ratio "$s" "$(median <<<"${results["$workload|strata-device"]}")")
+  printf '| %s | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s |\n' "$workload" "$s" "$f" "$k" "$(ratio "$s" "$f")" \
+    "$(ratio "$s" "$k")" "$(median <<<"${counts["$workload"]}")" "$v" "$m" "$w" "$d"
 done
 if [ -n "${results["walk of 2 layers|strata"]:-}" ] && [ -n "${results["walk of 64 layers|strata"]:-}" ]; then
   printf '\nStrata, 64 layers / 2 layers: %s (fuse-overlayfs %s, kernel %s).\n' \
