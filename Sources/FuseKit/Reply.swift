@@ -56,14 +56,33 @@ struct Reply: ~Copyable {
     consuming func data(_ data: ReadData) {
         switch data {
         case let .descriptor(fd, offset, size):
-            Self.splice(request, fd, offset, size)
+            Self.send(request, fd, offset, size)
         case let .ownDescriptor(fd, offset, size):
-            Self.splice(request, fd, offset, size)
+            Self.send(request, fd, offset, size)
             close(fd)
         case let .bytes(bytes):
             bytes.withUnsafeBytes { _ = fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         }
         discard self
+    }
+
+    /// Data read from a backing file: through a ring, read straight into the buffer the kernel copies it from
+    /// (a pipe would add a copy there); through the device, spliced (no copy through the daemon).
+    private static func send(_ request: fuse_req_t, _ fd: CInt, _ offset: Int64, _ size: Int) {
+        guard let entry = Dispatcher.of(request).device.rings?.current else { return splice(request, fd, offset, size) }
+        let buffer = entry.payloadArea
+        var done = 0
+        while done < min(size, buffer.count) {
+            let got = pread(fd, buffer.baseAddress.map { $0 + done }, min(size, buffer.count) - done, off_t(offset) + off_t(done))
+            if got < 0, errno == EINTR { continue }
+            if got < 0 {
+                fuse_reply_err(request, errno)
+                return
+            }
+            if got == 0 { break }
+            done += got
+        }
+        fuse_reply_buf(request, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), done)
     }
 
     private static func splice(_ request: fuse_req_t, _ fd: CInt, _ offset: Int64, _ size: Int) {

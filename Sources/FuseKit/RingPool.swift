@@ -231,6 +231,9 @@ final class RingEntry {
         buffers.deallocate()
     }
 
+    /// Where a reply's data goes: a reply written here is not copied again.
+    var payloadArea: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: payload, count: payloadSize) }
+
     private var inOut: UnsafeMutableRawPointer { headers + Int(CLinux_FUSE_URING_IN_OUT_OFFSET) }
     private var opIn: UnsafeMutableRawPointer { headers + Int(CLinux_FUSE_URING_OP_IN_OFFSET) }
     private var entryInOut: UnsafeMutablePointer<CLinux_fuse_uring_ent_in_out> {
