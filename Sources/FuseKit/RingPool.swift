@@ -166,13 +166,23 @@ private final class RingThread: @unchecked Sendable {
         pin()
         guard CLinux_ring_poll(ring, pool.stopDescriptor, Self.stopPoll) == 0 else { return refuse() }
         guard command(CLinux_FUSE_IO_URING_CMD_REGISTER, buffers: 2) else { return }
+        // Whether the entry has served a request since it last registered: a registration refused at once ends it.
+        var served = false
         while true {
             var result: Int32 = 0, what: UInt64 = 0
             let waited = CLinux_ring_wait(ring, &result, &what)
             if waited == -EINTR { continue }
             // The kernel ends the entry's command with an error when the connection goes (ENOTCONN) or the ring
             // is torn down (ECANCELED); the stop poll ends the thread when the mount has ended.
-            guard waited == 0, what == Self.entryCommand, result == 0 else { return }
+            guard waited == 0, what == Self.entryCommand, result != -ENOTCONN, result != -ECANCELED else { return }
+            // Any other refusal (a commit the kernel could not match) leaves the entry unregistered, and a queue
+            // without entries would hold its CPU's requests for good: the entry registers again.
+            guard result == 0 else {
+                guard served, command(CLinux_FUSE_IO_URING_CMD_REGISTER, buffers: 2) else { return }
+                served = false
+                continue
+            }
+            served = true
             if var buffer = entry.request() {
                 pool.serve(entry, &buffer)
                 if !entry.replied { entry.fail(EIO) }
