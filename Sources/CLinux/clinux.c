@@ -9,6 +9,7 @@
 #include <linux/openat2.h>
 #include <limits.h>
 #include <sched.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -90,6 +91,8 @@ ssize_t CLinux_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size
 }
 
 int CLinux_ficlone(int dest_fd, int src_fd) { return ioctl(dest_fd, FICLONE, src_fd); }
+
+int CLinux_name_thread(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 int CLinux_set_affinity(size_t size, const void *mask) { return sched_setaffinity(0, size, (const cpu_set_t *)mask); }
 

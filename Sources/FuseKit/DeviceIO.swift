@@ -27,8 +27,11 @@ final class DeviceIO: Sendable {
             return Dispatcher.from(userdata).device.send(fd, vectors, Int(count))
         }
         io.splice_send = { pipe, pipeOffset, fd, fdOffset, length, flags, userdata in
-            if let userdata, let rings = Dispatcher.from(userdata).device.rings, let entry = rings.current {
-                return entry.replyFromPipe(pipe, length: length)
+            // A request that came through a ring is answered in the ring (`Reply` reads data straight into it),
+            // never on the device, where the kernel would not find it.
+            if let userdata, Dispatcher.from(userdata).device.rings?.current != nil {
+                errno = EIO
+                return -1
             }
             return CLinux_splice(pipe, pipeOffset, fd, fdOffset, length, flags)
         }

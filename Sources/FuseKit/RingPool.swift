@@ -164,6 +164,7 @@ private final class RingThread: @unchecked Sendable {
 
     func run() {
         pin()
+        _ = CLinux_name_thread("strata-ring-\(queue)")
         guard CLinux_ring_poll(ring, pool.stopDescriptor, Self.stopPoll) == 0 else { return refuse() }
         guard command(CLinux_FUSE_IO_URING_CMD_REGISTER, buffers: 2) else { return }
         // Whether the entry has served a request since it last registered: a registration refused at once ends it.
@@ -287,18 +288,6 @@ final class RingEntry {
         return finish(header, payload: length)
     }
 
-    /// A reply libfuse spliced into a pipe (data read from a file): its out header, then the data.
-    func replyFromPipe(_ pipe: CInt, length: Int) -> Int {
-        let headerSize = MemoryLayout<fuse_out_header>.size
-        var header = fuse_out_header()
-        let haveHeader = withUnsafeMutableBytes(of: &header) { bytes in
-            bytes.baseAddress.map { readFully(pipe, $0, headerSize) } ?? false
-        }
-        guard length >= headerSize, length - headerSize <= payloadSize, haveHeader,
-              readFully(pipe, payload, length - headerSize) else { return fail(EIO) }
-        return finish(header, payload: length - headerSize)
-    }
-
     /// Answers the request with an error of the pool's own (its reply could not be carried).
     @discardableResult
     func fail(_ code: CInt) -> Int {
@@ -314,16 +303,5 @@ final class RingEntry {
         entryInOut.pointee.payload_sz = UInt32(length)
         replied = true
         return Int(header.len)
-    }
-
-    private func readFully(_ fd: CInt, _ target: UnsafeMutableRawPointer, _ count: Int) -> Bool {
-        var done = 0
-        while done < count {
-            let got = Glibc.read(fd, target + done, count - done)
-            if got < 0, errno == EINTR { continue }
-            guard got > 0 else { return false }
-            done += got
-        }
-        return true
     }
 }

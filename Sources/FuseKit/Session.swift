@@ -27,6 +27,8 @@ public final class Session {
         argv[arguments.count] = nil
         var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
 
+        // Two threads a CPU: a request that blocks (an fsync, a long copy-up) leaves its CPU's queue another, and
+        // a third added nothing measurable but the payload memory each thread touches (up to 1 MiB).
         let pool = rings ? RingPool(threadsPerQueue: 2, statistics: statistics) : nil
         let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem, statistics: statistics, device: DeviceIO(rings: pool)))
         var ops = fuse_lowlevel_ops.dispatching()

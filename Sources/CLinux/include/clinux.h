@@ -45,6 +45,8 @@ int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char
 ssize_t CLinux_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags);
 int CLinux_ficlone(int dest_fd, int src_fd);
 ssize_t CLinux_splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
+/// pthread_setname_np(3) of the calling thread (at most 15 bytes show).
+int CLinux_name_thread(const char *name);
 /// sched_setaffinity(2) of the calling thread; `mask` is a cpu_set_t of `size` bytes.
 int CLinux_set_affinity(size_t size, const void *mask);
 int CLinux_fallocate(int fd, int mode, int64_t offset, int64_t length);
