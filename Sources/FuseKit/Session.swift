@@ -27,8 +27,9 @@ public final class Session {
         argv[arguments.count] = nil
         var args = fuse_args(argc: Int32(arguments.count), argv: argv, allocated: 0)
 
-        // Two threads a CPU: a request that blocks (an fsync, a long copy-up) leaves its CPU's queue another, and
-        // a third added nothing measurable but the payload memory each thread touches (up to 1 MiB).
+        // Two threads a CPU: a request that blocks (an fsync, a long copy-up) leaves its CPU's queue another. Four
+        // made a cold 1 GiB read no faster within this VM's noise, and each thread's buffer fills up to the largest
+        // request it serves (1 MiB).
         let pool = rings ? RingPool(threadsPerQueue: 2, statistics: statistics) : nil
         let dispatcher = Unmanaged.passRetained(Dispatcher(fileSystem, statistics: statistics, device: DeviceIO(rings: pool)))
         var ops = fuse_lowlevel_ops.dispatching()
@@ -57,8 +58,8 @@ public final class Session {
             throw SessionError(description: "\(mountpoint): mounting failed")
         }
         mounted = true
-        // Without the hooks the connection is served as libfuse serves it alone: through the device.
-        _ = DeviceIO.install(session)
+        // Without rings (or without the hooks) the connection is served as libfuse serves it alone.
+        if dispatcher.takeUnretainedValue().device.rings != nil { _ = DeviceIO.install(session) }
     }
 
     /// Without `foreground`, forks: the calling process exits 0 once the child is running, so whoever started
